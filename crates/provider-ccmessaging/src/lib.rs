@@ -1,0 +1,1 @@
+//! provider-ccmessaging (in progress).

@@ -1,0 +1,1 @@
+//! provider-kchat (in progress).

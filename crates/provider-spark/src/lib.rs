@@ -1,0 +1,1 @@
+//! provider-spark (in progress).
