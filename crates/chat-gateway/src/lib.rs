@@ -1,1 +1,4 @@
-//! chat-gateway.
+//! chat-gateway: one normalised REST API over several chat providers.
+
+pub mod ids;
+pub mod store;

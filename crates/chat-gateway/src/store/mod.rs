@@ -1,0 +1,98 @@
+//! Persistence: one [`Store`] trait, one SQL implementation with a SQLite and
+//! a PostgreSQL dialect, chosen once from the database URL.
+//!
+//! Both backends run the same queries (placeholders `$1…` work on both);
+//! what differs — connection set-up, migrations, how event `seq` is kept in
+//! commit order, how other replicas are woken — lives in [`sqlite`] and
+//! [`postgres`]. The shared store test suite runs every test on both.
+
+mod ingest;
+pub mod postgres;
+mod rows;
+mod sql;
+pub mod sqlite;
+mod types;
+
+use async_trait::async_trait;
+use chat_core::{Event, Message, Session, SessionChange};
+
+pub use sql::SqlStore;
+pub use types::*;
+
+/// A storage failure, sorted by what the API answers.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such row (API: 404).
+    #[error("not found")]
+    NotFound,
+    /// A cursor or filter the store cannot use (API: 400).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// An event cursor older than the retention window (API: 410).
+    #[error("event cursor is older than the retention window")]
+    CursorExpired,
+    /// The database did not answer or failed (API: 503).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored value could not be read back (a bug or a hand-edited row).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the gateway keeps, behind one interface so the API, the sync
+/// workers and the tests never care which database is underneath.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Which backend this is (`sqlite` or `postgres`), for logs and `/readyz`.
+    fn backend(&self) -> Backend;
+
+    /// Cheap round trip: is the database answering?
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Applies provider changes for one account in one transaction: upserts
+    /// sessions and messages, writes exactly one event per real change, and
+    /// stores `checkpoint` (the sync cursor covering these rows) with them.
+    async fn ingest(
+        &self,
+        account: &AccountRef,
+        changes: &[SessionChange],
+        checkpoint: Option<&str>,
+    ) -> StoreResult<IngestSummary>;
+
+    /// One session by gateway id.
+    async fn get_session(&self, id: &str, scope: &AccountScope) -> StoreResult<Session>;
+
+    /// A session by its provider id within an account.
+    async fn find_session(&self, account: &str, external_id: &str) -> StoreResult<Option<Session>>;
+
+    /// A keyset page of sessions.
+    async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> StoreResult<Page<Session>>;
+
+    /// One message by gateway id.
+    async fn get_message(&self, id: &str, scope: &AccountScope) -> StoreResult<Message>;
+
+    /// A keyset page of messages.
+    async fn list_messages(&self, filter: &MessageFilter, page: &PageRequest) -> StoreResult<Page<Message>>;
+
+    /// Events with `seq > after`, oldest first, at most `limit`.
+    async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<Event>>;
+
+    /// The newest committed `seq` (0 when there is none).
+    async fn latest_seq(&self) -> StoreResult<i64>;
+
+    /// Deletes events older than `older_than_micros`; returns how many.
+    async fn prune_events(&self, older_than_micros: i64) -> StoreResult<u64>;
+
+    /// An account's sync bookkeeping, created idle on first use.
+    async fn sync_state(&self, account: &AccountRef) -> StoreResult<SyncState>;
+
+    /// Overwrites the observable parts of an account's sync state.
+    async fn put_sync_status(&self, account: &str, status: &SyncStatus) -> StoreResult<()>;
+
+    /// Subscribes to "new events committed" wake-ups (this process, and on
+    /// PostgreSQL every replica).
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+}

@@ -1,0 +1,529 @@
+//! The store implementation both backends share.
+
+use async_trait::async_trait;
+use chat_core::{Event, EventType, Message, Session, SessionChange};
+use chrono::Utc;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Row};
+use std::sync::Arc;
+use tokio::sync::{watch, Mutex};
+
+use super::rows::{
+    from_micros, like_pattern, message_from_row, session_from_row, to_micros, MESSAGE_COLUMNS,
+    SESSION_COLUMNS,
+};
+use super::{
+    ingest, postgres, sqlite, AccountRef, AccountScope, Backend, EventQuery, IngestSummary,
+    Keyset, MessageFilter, Order, Page, PageRequest, SessionFilter, Store, StoreError,
+    StoreResult, SyncState, SyncStatus,
+};
+
+/// A value bound to a `$n` placeholder.
+#[derive(Debug, Clone)]
+pub(super) enum Bind {
+    Int(i64),
+    Text(String),
+    OptInt(Option<i64>),
+    OptText(Option<String>),
+}
+
+/// A query under construction: SQL text plus its binds, numbered as pushed.
+#[derive(Debug, Default)]
+pub(super) struct SqlBuilder {
+    pub text: String,
+    pub binds: Vec<Bind>,
+}
+
+impl SqlBuilder {
+    pub fn new(text: impl Into<String>) -> Self {
+        SqlBuilder {
+            text: text.into(),
+            binds: Vec::new(),
+        }
+    }
+
+    /// Adds a bind and returns its placeholder.
+    pub fn bind(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+
+    /// Appends `AND <cond>` where `cond` uses the placeholder of `b`.
+    pub fn and_eq(&mut self, column: &str, value: &Option<String>) {
+        if let Some(v) = value {
+            let p = self.bind(Bind::Text(v.clone()));
+            self.text.push_str(&format!(" AND {column} = {p}"));
+        }
+    }
+
+    /// Appends a time bound.
+    pub fn and_time(&mut self, column: &str, op: &str, value: Option<chrono::DateTime<Utc>>) {
+        if let Some(t) = value {
+            let p = self.bind(Bind::Int(to_micros(t)));
+            self.text.push_str(&format!(" AND {column} {op} {p}"));
+        }
+    }
+
+    /// Restricts to the caller's visible accounts.
+    pub fn and_scope(&mut self, scope: &AccountScope) {
+        if let AccountScope::Only(names) = scope {
+            if names.is_empty() {
+                self.text.push_str(" AND 1 = 0");
+                return;
+            }
+            let ps: Vec<String> = names
+                .iter()
+                .map(|n| self.bind(Bind::Text(n.clone())))
+                .collect();
+            self.text
+                .push_str(&format!(" AND account IN ({})", ps.join(", ")));
+        }
+    }
+
+    /// Appends the keyset condition and ordering on `(column, pk)`.
+    pub fn keyset(&mut self, column: &str, order: Order, after: Option<Keyset>, limit: u32) {
+        let (cmp, dir) = match order {
+            Order::Asc => (">", "ASC"),
+            Order::Desc => ("<", "DESC"),
+        };
+        if let Some(k) = after {
+            let a = self.bind(Bind::Int(k.at));
+            let a2 = self.bind(Bind::Int(k.at));
+            let p = self.bind(Bind::Int(k.pk));
+            self.text.push_str(&format!(
+                " AND ({column} {cmp} {a} OR ({column} = {a2} AND pk {cmp} {p}))"
+            ));
+        }
+        let l = self.bind(Bind::Int(i64::from(limit) + 1));
+        self.text
+            .push_str(&format!(" ORDER BY {column} {dir}, pk {dir} LIMIT {l}"));
+    }
+
+    pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        bind_all(sqlx::query(&self.text), &self.binds)
+    }
+}
+
+pub(super) fn bind_all<'q>(
+    mut q: Query<'q, Any, AnyArguments<'q>>,
+    binds: &'q [Bind],
+) -> Query<'q, Any, AnyArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Int(v) => q.bind(*v),
+            Bind::Text(v) => q.bind(v.as_str()),
+            Bind::OptInt(v) => q.bind(*v),
+            Bind::OptText(v) => q.bind(v.as_deref()),
+        };
+    }
+    q
+}
+
+/// The one [`Store`] implementation; `backend` picks the dialect details.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pub(super) pool: AnyPool,
+    pub(super) backend: Backend,
+    /// SQLite only: one writer at a time (see [`sqlite`]).
+    pub(super) write_lock: Option<Arc<Mutex<()>>>,
+    pub(super) wake: Arc<watch::Sender<u64>>,
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite:…` or `postgres://…`) without migrating.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "database URL must start with sqlite: or postgres://, got `{}`",
+                redact_url(url)
+            ))
+        })?;
+        let (wake, _) = watch::channel(0u64);
+        let wake = Arc::new(wake);
+        let (pool, write_lock) = match backend {
+            Backend::Sqlite => (
+                sqlite::pool(url, max_connections).await?,
+                Some(Arc::new(Mutex::new(()))),
+            ),
+            Backend::Postgres => {
+                let pool = postgres::pool(url, max_connections).await?;
+                // The listener holds a weak handle and stops once the store is gone.
+                postgres::spawn_listener(url.to_string(), Arc::downgrade(&wake));
+                (pool, None)
+            }
+        };
+        Ok(SqlStore {
+            pool,
+            backend,
+            write_lock,
+            wake,
+        })
+    }
+
+    /// Applies this backend's pending migrations.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &sqlite::MIGRATOR,
+            Backend::Postgres => &postgres::MIGRATOR,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Database(sqlx::Error::Migrate(Box::new(e))))
+    }
+
+    /// The pool, for callers that own their own queries (benchmarks).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Holds the SQLite writer lock for the duration of a write.
+    pub(super) async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
+    }
+
+    /// Tells local waiters that events were committed.
+    pub(super) fn announce(&self, seq: i64) {
+        self.wake.send_modify(|v| *v = (*v).max(seq as u64).saturating_add(1));
+    }
+
+    async fn fetch_page<T>(
+        &self,
+        sql: &SqlBuilder,
+        page: &PageRequest,
+        read: impl Fn(&AnyRow) -> StoreResult<(Keyset, T)>,
+    ) -> StoreResult<Page<T>> {
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        let mut data = Vec::with_capacity(rows.len());
+        let mut last = None;
+        for row in rows.iter().take(page.limit as usize) {
+            let (k, item) = read(row)?;
+            last = Some(k);
+            data.push(item);
+        }
+        let next_cursor = match last {
+            Some(k) if rows.len() > page.limit as usize => Some(page.encode(k)),
+            _ => None,
+        };
+        Ok(Page { data, next_cursor })
+    }
+}
+
+/// Hides a password in a database URL for error messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn session_page_row(row: &AnyRow, raw: bool) -> StoreResult<(Keyset, Session)> {
+    let r = session_from_row(row, raw)?;
+    Ok((
+        Keyset {
+            at: to_micros(r.session.created_at),
+            pk: r.pk,
+        },
+        r.session,
+    ))
+}
+
+fn message_page_row(row: &AnyRow, raw: bool) -> StoreResult<(Keyset, Message)> {
+    let (pk, m) = message_from_row(row, raw)?;
+    Ok((
+        Keyset {
+            at: to_micros(m.sent_at),
+            pk,
+        },
+        m,
+    ))
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ingest(
+        &self,
+        account: &AccountRef,
+        changes: &[SessionChange],
+        checkpoint: Option<&str>,
+    ) -> StoreResult<IngestSummary> {
+        ingest::run(self, account, changes, checkpoint).await
+    }
+
+    async fn get_session(&self, id: &str, scope: &AccountScope) -> StoreResult<Session> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let s = session_from_row(&row, true)?.session;
+        if scope.allows(&s.account) {
+            Ok(s)
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    async fn find_session(&self, account: &str, external_id: &str) -> StoreResult<Option<Session>> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE account = $1 AND external_id = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(account)
+            .bind(external_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| session_from_row(&r, true).map(|s| s.session))
+            .transpose()
+    }
+
+    async fn list_sessions(
+        &self,
+        f: &SessionFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Session>> {
+        let after = page.keyset()?;
+        let mut sql = SqlBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1"));
+        sql.and_scope(&f.scope);
+        sql.and_eq("account", &f.account);
+        sql.and_eq("provider", &f.provider);
+        sql.and_eq("status", &f.status.map(|s| s.as_str().to_string()));
+        sql.and_eq("customer_external_id", &f.customer_id);
+        sql.and_eq("agent_external_id", &f.agent_id);
+        sql.and_eq("channel", &f.channel);
+        sql.and_eq("external_id", &f.external_id);
+        sql.and_time("created_at", ">=", f.created_after);
+        sql.and_time("created_at", "<", f.created_before);
+        sql.and_time("updated_at", ">=", f.updated_after);
+        sql.keyset("created_at", page.order, after, page.limit);
+        let raw = f.include_raw;
+        self.fetch_page(&sql, page, |row| session_page_row(row, raw))
+            .await
+    }
+
+    async fn get_message(&self, id: &str, scope: &AccountScope) -> StoreResult<Message> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let (_, m) = message_from_row(&row, true)?;
+        if scope.allows(&m.account) {
+            Ok(m)
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    async fn list_messages(
+        &self,
+        f: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Message>> {
+        let after = page.keyset()?;
+        let mut sql = SqlBuilder::new(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1 = 1"));
+        sql.and_scope(&f.scope);
+        sql.and_eq("account", &f.account);
+        sql.and_eq("provider", &f.provider);
+        sql.and_eq("session_id", &f.session_id);
+        sql.and_eq("customer_external_id", &f.customer_id);
+        sql.and_eq("kind", &f.kind.map(|k| k.as_str().to_string()));
+        sql.and_eq("direction", &f.direction.map(|d| d.as_str().to_string()));
+        sql.and_eq("external_id", &f.external_id);
+        sql.and_time("sent_at", ">=", f.sent_after);
+        sql.and_time("sent_at", "<", f.sent_before);
+        if let Some(q) = &f.q {
+            let p = sql.bind(Bind::Text(like_pattern(q)));
+            sql.text
+                .push_str(&format!(" AND search_text LIKE {p} ESCAPE '\\'"));
+        }
+        sql.keyset("sent_at", page.order, after, page.limit);
+        let raw = f.include_raw;
+        self.fetch_page(&sql, page, |row| message_page_row(row, raw))
+            .await
+    }
+
+    async fn read_events(&self, q: &EventQuery) -> StoreResult<Vec<Event>> {
+        let pruned: i64 = sqlx::query("SELECT pruned_through FROM event_retention WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        if q.after > 0 && q.after < pruned {
+            return Err(StoreError::CursorExpired);
+        }
+        let mut sql = SqlBuilder::new(
+            "SELECT seq, type, at, account, provider, session_id, message_id, data \
+             FROM events WHERE 1 = 1",
+        );
+        let p = sql.bind(Bind::Int(q.after));
+        sql.text.push_str(&format!(" AND seq > {p}"));
+        sql.and_scope(&q.scope);
+        sql.and_eq("account", &q.account);
+        if !q.types.is_empty() {
+            let ps: Vec<String> = q
+                .types
+                .iter()
+                .map(|t| sql.bind(Bind::Text(t.as_str().to_string())))
+                .collect();
+            sql.text.push_str(&format!(" AND type IN ({})", ps.join(", ")));
+        }
+        let l = sql.bind(Bind::Int(i64::from(q.limit)));
+        sql.text.push_str(&format!(" ORDER BY seq LIMIT {l}"));
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn latest_seq(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        let latest: i64 = row.try_get(0)?;
+        let pruned: i64 = sqlx::query("SELECT pruned_through FROM event_retention WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(latest.max(pruned))
+    }
+
+    async fn prune_events(&self, older_than_micros: i64) -> StoreResult<u64> {
+        let _guard = self.write_guard().await;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events WHERE at < $1")
+            .bind(older_than_micros)
+            .fetch_one(&mut *tx)
+            .await?;
+        let through: i64 = row.try_get(0)?;
+        if through == 0 {
+            return Ok(0);
+        }
+        let done = sqlx::query("DELETE FROM events WHERE seq <= $1")
+            .bind(through)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE event_retention SET pruned_through = $1 WHERE id = 1 AND pruned_through < $1",
+        )
+        .bind(through)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn sync_state(&self, account: &AccountRef) -> StoreResult<SyncState> {
+        let now = to_micros(Utc::now());
+        {
+            let _guard = self.write_guard().await;
+            sqlx::query(
+                "INSERT INTO sync_state (account, provider, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account) DO NOTHING",
+            )
+            .bind(&account.name)
+            .bind(&account.provider)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        }
+        let row = sqlx::query(
+            "SELECT state, cursor, last_success_at, last_error, last_error_at, lag_seconds, \
+             backfill, extra_customers FROM sync_state WHERE account = $1",
+        )
+        .bind(&account.name)
+        .fetch_one(&self.pool)
+        .await?;
+        let last_error: Option<String> = row.try_get("last_error")?;
+        let last_error_at: Option<i64> = row.try_get("last_error_at")?;
+        let backfill: Option<String> = row.try_get("backfill")?;
+        let extra: String = row.try_get("extra_customers")?;
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+        Ok(SyncState {
+            status: SyncStatus {
+                state: row.try_get("state")?,
+                last_success_at: row
+                    .try_get::<Option<i64>, _>("last_success_at")?
+                    .map(from_micros)
+                    .transpose()?,
+                last_error: match (last_error, last_error_at) {
+                    (Some(message), Some(at)) => Some(super::SyncError {
+                        message,
+                        at: from_micros(at)?,
+                    }),
+                    _ => None,
+                },
+                lag_seconds: row.try_get("lag_seconds")?,
+                backfill: backfill
+                    .map(|b| serde_json::from_str(&b))
+                    .transpose()
+                    .map_err(corrupt)?,
+            },
+            cursor: row.try_get("cursor")?,
+            extra_customers: serde_json::from_str(&extra).map_err(corrupt)?,
+        })
+    }
+
+    async fn put_sync_status(&self, account: &str, s: &SyncStatus) -> StoreResult<()> {
+        let backfill = s
+            .backfill
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let _guard = self.write_guard().await;
+        sqlx::query(
+            "UPDATE sync_state SET state = $1, last_success_at = $2, last_error = $3, \
+             last_error_at = $4, lag_seconds = $5, backfill = $6, updated_at = $7 \
+             WHERE account = $8",
+        )
+        .bind(&s.state)
+        .bind(s.last_success_at.map(to_micros))
+        .bind(s.last_error.as_ref().map(|e| e.message.clone()))
+        .bind(s.last_error.as_ref().map(|e| to_micros(e.at)))
+        .bind(s.lag_seconds)
+        .bind(backfill)
+        .bind(to_micros(Utc::now()))
+        .bind(account)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+}
+
+fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
+    let seq: i64 = row.try_get("seq")?;
+    let t: String = row.try_get("type")?;
+    let data: String = row.try_get("data")?;
+    Ok(Event {
+        seq: seq.to_string(),
+        event_type: EventType::parse(&t)
+            .ok_or_else(|| StoreError::Corrupt(format!("event type {t:?}")))?,
+        at: from_micros(row.try_get("at")?)?,
+        account: row.try_get("account")?,
+        provider: row.try_get("provider")?,
+        session_id: row.try_get("session_id")?,
+        message_id: row.try_get("message_id")?,
+        data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}

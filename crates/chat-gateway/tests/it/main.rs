@@ -1,0 +1,8 @@
+//! The gateway's integration tests: one binary, every test on both backends
+//! where storage is involved.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod fixtures;
+mod support;
+
+mod store_suite;
