@@ -75,6 +75,7 @@ pub struct Event {
     #[serde(rename = "type")]
     pub event_type: EventType,
     /// When the change was committed.
+    #[serde(with = "crate::time::rfc3339")]
     pub at: DateTime<Utc>,
     /// Account of the object.
     pub account: String,

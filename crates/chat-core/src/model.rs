@@ -352,16 +352,22 @@ pub struct Session {
     /// Satisfaction rating.
     pub rating: Option<String>,
     /// Start time.
+    #[serde(with = "crate::time::rfc3339")]
     pub created_at: DateTime<Utc>,
     /// When the current agent took it.
+    #[serde(with = "crate::time::rfc3339::option")]
     pub assigned_at: Option<DateTime<Utc>>,
     /// End time.
+    #[serde(with = "crate::time::rfc3339::option")]
     pub closed_at: Option<DateTime<Utc>>,
     /// First agent message since the current assignment began.
+    #[serde(with = "crate::time::rfc3339::option")]
     pub first_response_at: Option<DateTime<Utc>>,
     /// `sent_at` of the newest message.
+    #[serde(with = "crate::time::rfc3339::option")]
     pub last_message_at: Option<DateTime<Utc>>,
     /// Last change to this row.
+    #[serde(with = "crate::time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     /// Messages stored for it.
     pub message_count: i64,
@@ -398,8 +404,10 @@ pub struct Message {
     /// Event name.
     pub event: Option<String>,
     /// Send time.
+    #[serde(with = "crate::time::rfc3339")]
     pub sent_at: DateTime<Utc>,
     /// Provider receive time.
+    #[serde(with = "crate::time::rfc3339::option")]
     pub received_at: Option<DateTime<Utc>>,
     /// Set only for messages sent through the gateway.
     pub delivery: Option<Delivery>,

@@ -16,7 +16,7 @@ mod types;
 use async_trait::async_trait;
 use chat_core::{Event, Message, Session, SessionChange};
 
-pub use sql::SqlStore;
+pub use sql::{redact_url as sql_redact, SqlStore};
 pub use types::*;
 
 /// A storage failure, sorted by what the API answers.

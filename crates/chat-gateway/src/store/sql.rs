@@ -24,7 +24,6 @@ use super::{
 pub(super) enum Bind {
     Int(i64),
     Text(String),
-    OptInt(Option<i64>),
     OptText(Option<String>),
 }
 
@@ -113,7 +112,6 @@ pub(super) fn bind_all<'q>(
         q = match b {
             Bind::Int(v) => q.bind(*v),
             Bind::Text(v) => q.bind(v.as_str()),
-            Bind::OptInt(v) => q.bind(*v),
             Bind::OptText(v) => q.bind(v.as_deref()),
         };
     }

@@ -241,6 +241,7 @@ pub struct SyncStatus {
     /// `idle`, `running`, `backoff` or `error`.
     pub state: String,
     /// Last time a provider call succeeded.
+    #[serde(with = "chat_core::time::rfc3339::option")]
     pub last_success_at: Option<DateTime<Utc>>,
     /// Why it is failing, while it is.
     pub last_error: Option<SyncError>,
@@ -256,6 +257,7 @@ pub struct SyncError {
     /// What went wrong.
     pub message: String,
     /// When.
+    #[serde(with = "chat_core::time::rfc3339")]
     pub at: DateTime<Utc>,
 }
 
@@ -265,8 +267,10 @@ pub struct Backfill {
     /// `running`, `done` or `failed`.
     pub state: String,
     /// Window start.
+    #[serde(with = "chat_core::time::rfc3339")]
     pub from: DateTime<Utc>,
     /// Window end.
+    #[serde(with = "chat_core::time::rfc3339")]
     pub to: DateTime<Utc>,
     /// Messages received so far, stored before or not.
     pub fetched: u64,

@@ -1,0 +1,158 @@
+//! Extractors that answer bad input in the API's own error format.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::store::Order;
+
+/// `?query` into `T` (which should `deny_unknown_fields`); failures are 400
+/// `invalid_request` naming the parameter.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(q) => Ok(ApiQuery(q.0)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(
+                ApiError::invalid_request(format!("Bad query string: {}", e.body_text())),
+            ),
+            Err(e) => Err(ApiError::invalid_request(e.body_text())),
+        }
+    }
+}
+
+/// A JSON body into `T`; malformed JSON, unknown fields and wrong types are
+/// 400 `invalid_request`, an oversized body 413 `payload_too_large`.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(j) => Ok(ApiJson(j.0)),
+            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(payload_too_large())
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::invalid_request(
+                "Send the body as JSON with `Content-Type: application/json`.",
+            )),
+            Err(e) => Err(ApiError::invalid_request(format!("Bad JSON body: {}", e.body_text()))),
+        }
+    }
+}
+
+/// 413 for bodies over the 1 MiB limit.
+pub fn payload_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "The request body is larger than 1 MiB.",
+    )
+}
+
+/// Validates `limit` (1..=`max`, default `default`).
+pub fn parse_limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid_request(format!("`limit` must be an integer from 1 to {max}."))
+            }),
+    }
+}
+
+/// Parses an RFC 3339 timestamp parameter (any offset).
+pub fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    raw.map(|s| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                ApiError::invalid_request(format!(
+                    "`{name}` must be an RFC 3339 timestamp such as 2026-11-21T08:04:12Z."
+                ))
+            })
+    })
+    .transpose()
+}
+
+/// Parses `order`.
+pub fn parse_order(raw: Option<&str>, default: Order) -> Result<Order, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some("asc") => Ok(Order::Asc),
+        Some("desc") => Ok(Order::Desc),
+        Some(_) => Err(ApiError::invalid_request("`order` must be `asc` or `desc`.")),
+    }
+}
+
+/// Parses `include`; only `raw` exists.
+pub fn parse_include(raw: Option<&str>) -> Result<bool, ApiError> {
+    match raw {
+        None => Ok(false),
+        Some(s) => {
+            let mut raw_wanted = false;
+            for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                if part == "raw" {
+                    raw_wanted = true;
+                } else {
+                    return Err(ApiError::invalid_request(format!(
+                        "`include` accepts only `raw`, not `{part}`."
+                    )));
+                }
+            }
+            Ok(raw_wanted)
+        }
+    }
+}
+
+/// Parses an enum-valued parameter through its serde names.
+pub fn parse_enum<T: DeserializeOwned>(name: &str, raw: Option<&str>, allowed: &str) -> Result<Option<T>, ApiError> {
+    raw.map(|s| {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+            ApiError::invalid_request(format!("`{name}` must be one of {allowed}."))
+        })
+    })
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_outside_the_range_are_refused() {
+        assert_eq!(parse_limit(None, 50, 500).unwrap(), 50);
+        assert_eq!(parse_limit(Some("500"), 50, 500).unwrap(), 500);
+        for bad in ["0", "501", "-1", "ten", "", "1.5"] {
+            assert_eq!(parse_limit(Some(bad), 50, 500).unwrap_err().code, "invalid_request");
+        }
+    }
+
+    #[test]
+    fn times_accept_any_offset_and_refuse_the_rest() {
+        let t = parse_time("x", Some("2026-11-21T16:04:12+08:00")).unwrap().unwrap();
+        assert_eq!(chat_core::time::to_rfc3339(t), "2026-11-21T08:04:12Z");
+        assert!(parse_time("x", Some("2026-11-21")).is_err());
+        assert!(parse_time("x", Some("yesterday")).is_err());
+    }
+
+    #[test]
+    fn include_knows_only_raw() {
+        assert!(parse_include(Some("raw")).unwrap());
+        assert!(!parse_include(None).unwrap());
+        assert!(parse_include(Some("raw,secrets")).is_err());
+    }
+}

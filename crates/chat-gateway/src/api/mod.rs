@@ -1,0 +1,157 @@
+//! The REST API: one router per resource, merged here behind the shared
+//! layers (request id, metrics, timeouts, auth, body limit).
+
+pub mod accounts;
+pub mod auth;
+pub mod docs;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod messages;
+pub mod ratelimit;
+pub mod sessions;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::metrics::{HttpLabels, Metrics, RouteLabels};
+use crate::providers::Accounts;
+use crate::store::Store;
+use error::{ApiError, REQUEST_ID};
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Everything handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Configured accounts and their providers.
+    pub accounts: Arc<Accounts>,
+    /// API keys.
+    pub auth: auth::Auth,
+    /// Per-key rate limits.
+    pub limiter: ratelimit::Limiter,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// Cancelled on SIGTERM/SIGINT: held polls answer, streams end.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// Builds the shared state from its parts.
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        accounts: Arc<Accounts>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        AppState {
+            auth: auth::Auth::new(config.api_keys.clone()),
+            limiter: ratelimit::Limiter::new(config.api_keys.iter().map(|k| k.rate_limit)),
+            store,
+            accounts,
+            metrics,
+            config,
+            shutdown,
+        }
+    }
+}
+
+/// The whole API as one router; tests call it with `oneshot` or serve it on
+/// port 0.
+pub fn app(state: Arc<AppState>) -> Router {
+    let v1 = Router::new()
+        .merge(accounts::router())
+        .merge(sessions::router())
+        .merge(messages::router())
+        .route_layer(from_fn_with_state(state.clone(), auth::require_key));
+    let mut public = Router::new().merge(health::router()).merge(docs::router());
+    if state.config.server.metrics_listen.is_none() {
+        public = public.merge(health::metrics_router());
+    }
+    Router::new()
+        .merge(public)
+        .merge(v1)
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This method is not allowed on this path.",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(from_fn_with_state(state.clone(), observe))
+        .layer(from_fn(request_id))
+        .with_state(state)
+}
+
+/// Gives every request an id (the caller's `x-request-id` when sane) and
+/// echoes it on the response.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), tracing::Instrument::instrument(next.run(req), span))
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// Records metrics and applies the ordinary-request time budget (long polls
+/// and streams are exempt: they manage their own).
+async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let budget = Duration::from_secs(state.config.server.request_timeout_secs.max(1));
+    let resp = if route.starts_with("/v1/events") {
+        next.run(req).await
+    } else {
+        match tokio::time::timeout(budget, next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => ApiError::unavailable("The request took longer than the server's time budget.")
+                .into_response(),
+        }
+    };
+    state
+        .metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    state
+        .metrics
+        .http_duration
+        .get_or_create(&RouteLabels { method, route })
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}

@@ -1,0 +1,208 @@
+//! The `chat-gateway` command line (CONFIG.md "Command line").
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::server::{self, RunOptions};
+
+/// One normalised REST API over Spark, ccmessaging and Kchat.
+#[derive(Debug, Parser)]
+#[command(name = "chat-gateway", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API and keep every configured account in sync.
+    Serve {
+        /// Config file (default: $CHATGW_CONFIG, then ./chat-gateway.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address (overrides the file and CHATGW_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Database URL (overrides the file and DATABASE_URL).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Do not apply migrations at start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Run the gateway against built-in simulators of all three providers.
+    Demo {
+        /// Listen address of the gateway.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Database URL (default: embedded SQLite).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        /// Config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database URL.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Validate a config file: exit 0, or print the problem and exit 2.
+    CheckConfig {
+        /// Config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// API key utilities.
+    Key {
+        /// What to do with keys.
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+/// `key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print a new random key and the sha256 to put in the config.
+    Generate,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn config_failure(e: &ConfigError) -> ExitCode {
+    eprintln!("configuration error: {e}");
+    ExitCode::from(2)
+}
+
+fn load(config: Option<&std::path::Path>, listen: Option<String>, database_url: Option<String>) -> Result<Config, ConfigError> {
+    let mut c = Config::load(config)?;
+    if let Some(l) = listen {
+        c.server.listen = l;
+    }
+    if let Some(u) = database_url {
+        c.database.url = u;
+    }
+    c.check_addresses()?;
+    Ok(c)
+}
+
+/// Runs the parsed command line; the process exit code is the result.
+pub async fn run(cli: Cli) -> ExitCode {
+    init_logs(cli.log_format);
+    match cli.command {
+        Command::Key {
+            command: KeyCommand::Generate,
+        } => {
+            let (key, hash) = crate::api::auth::generate_key();
+            println!("key:    {key}");
+            println!("sha256: {hash}");
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig { config } => match Config::load(Some(&config)) {
+            Ok(c) => match crate::providers::Accounts::build(&c) {
+                Ok(_) => {
+                    println!(
+                        "{}: ok ({} accounts, {} API keys)",
+                        config.display(),
+                        c.accounts.len(),
+                        c.api_keys.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("configuration error: {}: {e}", config.display());
+                    ExitCode::from(2)
+                }
+            },
+            Err(e) => config_failure(&e),
+        },
+        Command::Migrate {
+            config,
+            database_url,
+        } => {
+            let c = match load(config.as_deref(), None, database_url) {
+                Ok(c) => c,
+                Err(e) => return config_failure(&e),
+            };
+            match server::open_store(&c, true).await {
+                Ok(_) => {
+                    println!("migrations applied");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve {
+            config,
+            listen,
+            database_url,
+            no_migrate,
+        } => {
+            let c = match load(config.as_deref(), listen, database_url) {
+                Ok(c) => c,
+                Err(e) => return config_failure(&e),
+            };
+            serve(c, RunOptions { migrate: !no_migrate }).await
+        }
+        Command::Demo {
+            listen,
+            database_url,
+        } => match crate::demo::run(listen, database_url).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(c: Config, options: RunOptions) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(&c.server.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", c.server.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let token = CancellationToken::new();
+    server::cancel_on_signals(token.clone());
+    match server::run(c, listener, token, options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

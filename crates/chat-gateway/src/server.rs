@@ -1,0 +1,136 @@
+//! Starting and stopping the gateway: store, accounts, API and background
+//! work side by side, all stopped by one cancellation token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{app, AppState};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::providers::Accounts;
+use crate::store::{SqlStore, Store};
+
+/// How the process should start.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Apply migrations at start (off with `--no-migrate`).
+    pub migrate: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { migrate: true }
+    }
+}
+
+/// Opens the configured database, migrating it unless told not to.
+pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<SqlStore>> {
+    let store = SqlStore::connect(&config.database.url, config.database.max_connections)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open database {}",
+                crate::store::sql_redact(&config.database.url)
+            )
+        })?;
+    if migrate {
+        store.migrate().await.context("migrations failed")?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// Refuses an unauthenticated gateway on a non-loopback address.
+pub fn check_exposure(config: &Config, addr: SocketAddr) -> anyhow::Result<()> {
+    if config.api_keys.is_empty() {
+        if !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "no [[api_keys]] are configured, so the gateway would serve {addr} without \
+                 authentication; configure a key (chat-gateway key generate) or listen on a \
+                 loopback address"
+            );
+        }
+        tracing::warn!(%addr, "no API keys configured: serving without authentication on loopback only");
+    }
+    Ok(())
+}
+
+/// Runs the gateway on `listener` until `shutdown` is cancelled, then stops
+/// taking requests, lets in-flight ones finish and returns within 10 s.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    options: RunOptions,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    check_exposure(&config, addr)?;
+    let store = open_store(&config, options.migrate).await?;
+    let accounts = Arc::new(Accounts::build(&config)?);
+    let metrics = Arc::new(Metrics::new());
+    let config = Arc::new(config);
+    let state = Arc::new(AppState::new(
+        config.clone(),
+        store.clone() as Arc<dyn Store>,
+        accounts,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(m) = &config.server.metrics_listen {
+        let metrics_listener = TcpListener::bind(m)
+            .await
+            .with_context(|| format!("cannot listen on metrics address {m}"))?;
+        let router = crate::api::health::metrics_router().with_state(state.clone());
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let _ = axum::serve(metrics_listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+    }
+    tracing::info!(%addr, database = store.backend().as_str(), "chat-gateway listening");
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let serving = tokio::spawn(async move { server.await });
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    // In-flight requests get what is left of the 10 s budget.
+    let _ = tokio::time::timeout(Duration::from_secs(8), async {
+        let _ = serving.await;
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch SIGTERM");
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        token.cancel();
+    });
+}
