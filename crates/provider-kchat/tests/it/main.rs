@@ -1,0 +1,6 @@
+//! Integration tests of the Kchat adapter over real HTTP (wiremock).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod http;
+mod mapping;
+mod support;
