@@ -96,7 +96,42 @@ fn build_provider(a: &AccountConfig) -> Result<Arc<dyn Provider>, String> {
                 provider_spark::SparkProvider::new(c).map_err(|e| e.to_string())?,
             ))
         }
-        ProviderSettings::Ccmessaging { .. } => Err("ccmessaging adapter not built yet".into()),
-        ProviderSettings::Kchat { .. } => Err("kchat adapter not built yet".into()),
+        ProviderSettings::Ccmessaging {
+            app_key,
+            app_secret,
+            channel_id,
+            channel,
+            locale,
+            ..
+        } => {
+            let mut c = provider_ccmessaging::CcmessagingConfig::new(
+                a.base_url.clone(),
+                app_key.clone(),
+                app_secret.clone(),
+                channel_id.clone(),
+            );
+            c.channel.clone_from(channel);
+            c.locale.clone_from(locale);
+            c.request_timeout = request_timeout;
+            Ok(Arc::new(
+                provider_ccmessaging::CcmessagingProvider::new(c).map_err(|e| e.to_string())?,
+            ))
+        }
+        ProviderSettings::Kchat {
+            email,
+            api_token,
+            password,
+        } => {
+            let credential = match (api_token, password) {
+                (Some(token), _) => provider_kchat::KchatCredential::ApiToken(token.clone()),
+                (None, Some(pw)) => provider_kchat::KchatCredential::Password(pw.clone()),
+                (None, None) => return Err("kchat needs api_token or password".into()),
+            };
+            let mut c = provider_kchat::KchatConfig::new(a.base_url.clone(), email.clone(), credential, a.timezone);
+            c.request_timeout = request_timeout;
+            Ok(Arc::new(
+                provider_kchat::KchatProvider::new(c).map_err(|e| e.to_string())?,
+            ))
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! lock (see [`super::postgres`]) held only for the final inserts and commit.
 
 use chat_core::{
-    EventType, Participant, ProviderMessage, ProviderSession, Role, Session, SessionChange,
+    EventType, MessageKind, Participant, ProviderMessage, ProviderSession, Role, Session, SessionChange,
     SessionStatus,
 };
 use chrono::{DateTime, Utc};
@@ -379,14 +379,17 @@ pub(crate) async fn write_session(tx: &mut Transaction<'_, Any>, row: &SessionRo
 }
 
 /// Counts a newly stored message into its session's derived fields.
-pub(crate) fn count_message(row: &mut SessionRow, role: Role, sent_at: DateTime<Utc>, now: DateTime<Utc>) {
+///
+/// Only an agent's real reply ends first-response timing: typing and read
+/// receipts an agent triggers are events, not responses.
+pub(crate) fn count_message(row: &mut SessionRow, role: Role, kind: MessageKind, sent_at: DateTime<Utc>, now: DateTime<Utc>) {
     let s = &mut row.session;
     s.message_count += 1;
     s.last_message_at = Some(s.last_message_at.map_or(sent_at, |t| t.max(sent_at)));
     if sent_at < s.created_at {
         s.created_at = sent_at;
     }
-    if role == Role::Agent && s.first_response_at.is_none() {
+    if role == Role::Agent && kind != MessageKind::Event && s.first_response_at.is_none() {
         let started = row.assignment_started_at.unwrap_or(s.created_at);
         if sent_at >= started {
             s.first_response_at = Some(sent_at);
@@ -438,7 +441,7 @@ async fn insert_message(
     if inserted.is_none() {
         return Ok(None);
     }
-    count_message(row, m.sender.role, m.sent_at, now);
+    count_message(row, m.sender.role, m.kind, m.sent_at, now);
     let message = chat_core::Message {
         id: id.clone(),
         session_id: row.session.id.clone(),

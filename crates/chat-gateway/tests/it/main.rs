@@ -5,4 +5,5 @@
 mod fixtures;
 mod support;
 
+mod api_read;
 mod store_suite;

@@ -128,3 +128,109 @@ macro_rules! on_both_backends {
 
 /// Keeps `Store` in scope for tests using the trait's methods.
 pub fn _uses(_: &dyn Store) {}
+
+/// A gateway served on 127.0.0.1:0 by the real `server::run`, stopped on drop.
+pub struct TestGateway {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub store: Arc<SqlStore>,
+    pub shutdown: tokio_util::sync::CancellationToken,
+    pub db: TestDb,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestGateway {
+    /// Starts a gateway on a fresh database with `toml` as its config file.
+    pub async fn start(db: Db, toml: &str) -> TestGateway {
+        let tdb = TestDb::new(db).await;
+        let mut config = chat_gateway::config::Config::parse(toml).unwrap();
+        config.database.url = tdb.url.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(chat_gateway::server::run(
+            config,
+            listener,
+            shutdown.clone(),
+            chat_gateway::server::RunOptions::default(),
+        ));
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(!task.is_finished(), "gateway exited during start-up");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let store = tdb.store().await;
+        TestGateway {
+            base,
+            http,
+            store,
+            shutdown,
+            db: tdb,
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET with an optional bearer key; returns status and JSON body.
+    pub async fn get(&self, path: &str, key: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+
+    /// POST a raw body; returns status and JSON body.
+    pub async fn post_raw(&self, path: &str, key: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+
+    /// Stops the gateway and waits for it to exit.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A config key: the plaintext to send and the config line to accept it.
+pub fn api_key(name: &str, scopes: &[&str], accounts: &[&str]) -> (String, String) {
+    use sha2::Digest;
+    let key = format!("test-key-{name}");
+    let hash = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+    let scopes = scopes.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+    let accounts = accounts.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+    let toml = format!(
+        "[[api_keys]]\nname = \"{name}\"\nsha256 = \"{hash}\"\nscopes = [{scopes}]\naccounts = [{accounts}]\n"
+    );
+    (key, toml)
+}
