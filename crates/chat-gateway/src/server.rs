@@ -71,16 +71,27 @@ pub async fn run(
     check_exposure(&config, addr)?;
     let store = open_store(&config, options.migrate).await?;
     let accounts = Arc::new(Accounts::build(&config)?);
+    let accounts_for_state = accounts.clone();
     let metrics = Arc::new(Metrics::new());
     let config = Arc::new(config);
     let state = Arc::new(AppState::new(
         config.clone(),
         store.clone() as Arc<dyn Store>,
-        accounts,
+        accounts_for_state,
         metrics.clone(),
         shutdown.clone(),
     ));
-    let mut tasks = tokio::task::JoinSet::new();
+    let sync_ctx = crate::sync::SyncContext {
+        store: store.clone() as Arc<dyn Store>,
+        metrics: metrics.clone(),
+        owner: crate::ids::new_id("replica"),
+    };
+    let mut tasks = crate::sync::spawn_all(sync_ctx, &accounts, &shutdown);
+    tasks.spawn(retention(
+        store.clone() as Arc<dyn Store>,
+        config.server.events_retention_days,
+        shutdown.clone(),
+    ));
     if let Some(m) = &config.server.metrics_listen {
         let metrics_listener = TcpListener::bind(m)
             .await
@@ -133,4 +144,20 @@ pub fn cancel_on_signals(token: CancellationToken) {
         }
         token.cancel();
     });
+}
+
+/// Deletes events past the retention window, hourly.
+async fn retention(store: Arc<dyn Store>, days: u64, shutdown: CancellationToken) {
+    loop {
+        let cutoff = chrono::Utc::now() - chrono::Duration::days(days as i64);
+        match store.prune_events(cutoff.timestamp_micros()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "pruned events past retention"),
+            Err(e) => tracing::warn!(error = %e, "event retention failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }

@@ -105,6 +105,7 @@ impl From<StoreError> for ApiError {
                 ApiError::unavailable("The database is not answering; try again shortly.")
                     .with_retry_after(1)
             }
+            StoreError::LeaseLost => ApiError::unavailable("Sync ownership moved; try again."),
             StoreError::Corrupt(m) => {
                 tracing::error!(problem = %m, "unreadable stored value");
                 ApiError::internal()

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod auth;
 pub mod docs;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod messages;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Cancelled on SIGTERM/SIGINT: held polls answer, streams end.
     pub shutdown: CancellationToken,
+    /// Accounts with a backfill running in this process.
+    pub backfills: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl AppState {
@@ -66,6 +69,7 @@ impl AppState {
             metrics,
             config,
             shutdown,
+            backfills: Default::default(),
         }
     }
 }
@@ -77,6 +81,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(accounts::router())
         .merge(sessions::router())
         .merge(messages::router())
+        .merge(events::router())
         .route_layer(from_fn_with_state(state.clone(), auth::require_key));
     let mut public = Router::new().merge(health::router()).merge(docs::router());
     if state.config.server.metrics_listen.is_none() {

@@ -49,6 +49,7 @@ pub(super) async fn run(
     account: &AccountRef,
     changes: &[SessionChange],
     checkpoint: Option<&str>,
+    lease_owner: Option<&str>,
 ) -> StoreResult<IngestSummary> {
     let _guard = store.write_guard().await;
     let mut tx = store.pool.begin().await?;
@@ -63,7 +64,7 @@ pub(super) async fn run(
         write_session(&mut tx, row).await?;
     }
     if let Some(cursor) = checkpoint {
-        save_checkpoint(&mut tx, account, cursor, now).await?;
+        save_checkpoint(&mut tx, account, cursor, lease_owner, now).await?;
     }
     let last_seq = insert_events(&mut tx, store.backend, account, now, &events).await?;
     summary.events = events.len() as u64;
@@ -472,8 +473,28 @@ async fn save_checkpoint(
     tx: &mut Transaction<'_, Any>,
     account: &AccountRef,
     cursor: &str,
+    lease_owner: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
+    if let Some(owner) = lease_owner {
+        // Fenced: only the current lease holder moves the cursor.
+        let done = sqlx::query(
+            "UPDATE sync_state SET cursor = $1, updated_at = $2 \
+             WHERE account = $3 AND lease_owner = $4 AND lease_until >= $5",
+        )
+        .bind(cursor)
+        .bind(to_micros(now))
+        .bind(&account.name)
+        .bind(owner)
+        .bind(to_micros(now))
+        .execute(&mut **tx)
+        .await?;
+        return if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost)
+        };
+    }
     sqlx::query(
         "INSERT INTO sync_state (account, provider, cursor, updated_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (account) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",

@@ -222,6 +222,10 @@ pub struct EventQuery {
     pub account: Option<String>,
     /// Visible accounts.
     pub scope: AccountScope,
+    /// Only `seq <= until` (a bound read before the query, so a reader can
+    /// advance its cursor past events its filters skipped without skipping
+    /// any committed later).
+    pub until: Option<i64>,
 }
 
 /// What one ingest call changed.

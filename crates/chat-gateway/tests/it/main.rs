@@ -6,4 +6,5 @@ mod fixtures;
 mod support;
 
 mod api_read;
+mod events_feed;
 mod store_suite;

@@ -23,6 +23,7 @@ fn all_events() -> EventQuery {
         types: vec![],
         account: None,
         scope: AccountScope::All,
+        until: None,
     }
 }
 
