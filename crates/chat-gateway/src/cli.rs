@@ -90,7 +90,9 @@ pub enum KeyCommand {
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -102,7 +104,11 @@ fn config_failure(e: &ConfigError) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn load(config: Option<&std::path::Path>, listen: Option<String>, database_url: Option<String>) -> Result<Config, ConfigError> {
+fn load(
+    config: Option<&std::path::Path>,
+    listen: Option<String>,
+    database_url: Option<String>,
+) -> Result<Config, ConfigError> {
     let mut c = Config::load(config)?;
     if let Some(l) = listen {
         c.server.listen = l;
@@ -173,7 +179,13 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return config_failure(&e),
             };
-            serve(c, RunOptions { migrate: !no_migrate }).await
+            serve(
+                c,
+                RunOptions {
+                    migrate: !no_migrate,
+                },
+            )
+            .await
         }
         Command::Demo {
             listen,

@@ -80,19 +80,51 @@ impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::with_prefix("chatgw");
         let http_requests = Family::<HttpLabels, Counter>::default();
-        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let messages_ingested = Family::<AccountLabels, Counter>::default();
         let sync_lag = Family::<AccountLabels, Gauge>::default();
-        let provider_duration = Family::<AccountLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let provider_duration = Family::<AccountLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let provider_errors = Family::<ProviderErrorLabels, Counter>::default();
         let feed_waiters = Gauge::default();
-        r.register("http_requests", "HTTP requests served", http_requests.clone());
-        r.register("http_request_duration_seconds", "HTTP request latency", http_duration.clone());
-        r.register("messages_ingested", "Messages stored for the first time", messages_ingested.clone());
-        r.register("sync_lag_seconds", "How far stored data trails the provider", sync_lag.clone());
-        r.register("provider_call_duration_seconds", "Provider call latency", provider_duration.clone());
-        r.register("provider_errors", "Provider call failures by kind", provider_errors.clone());
-        r.register("feed_waiters", "Long polls and SSE streams waiting on the event feed", feed_waiters.clone());
+        r.register(
+            "http_requests",
+            "HTTP requests served",
+            http_requests.clone(),
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            http_duration.clone(),
+        );
+        r.register(
+            "messages_ingested",
+            "Messages stored for the first time",
+            messages_ingested.clone(),
+        );
+        r.register(
+            "sync_lag_seconds",
+            "How far stored data trails the provider",
+            sync_lag.clone(),
+        );
+        r.register(
+            "provider_call_duration_seconds",
+            "Provider call latency",
+            provider_duration.clone(),
+        );
+        r.register(
+            "provider_errors",
+            "Provider call failures by kind",
+            provider_errors.clone(),
+        );
+        r.register(
+            "feed_waiters",
+            "Long polls and SSE streams waiting on the event feed",
+            feed_waiters.clone(),
+        );
         Metrics {
             registry: Mutex::new(r),
             http_requests,

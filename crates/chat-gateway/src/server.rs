@@ -84,7 +84,12 @@ pub async fn run(
     let sync_ctx = crate::sync::SyncContext {
         store: store.clone() as Arc<dyn Store>,
         metrics: metrics.clone(),
-        owner: crate::ids::new_id("replica"),
+        // The pid tells operators (and tests) which process holds a lease.
+        owner: format!(
+            "pid{}-{}",
+            std::process::id(),
+            crate::ids::new_id("replica")
+        ),
     };
     let mut tasks = crate::sync::spawn_all(sync_ctx, &accounts, &shutdown);
     tasks.spawn(retention(
@@ -105,7 +110,8 @@ pub async fn run(
         });
     }
     tracing::info!(%addr, database = store.backend().as_str(), "chat-gateway listening");
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let serving = tokio::spawn(async move { server.await });
     shutdown.cancelled().await;
     tracing::info!("shutting down");
@@ -124,15 +130,16 @@ pub fn cancel_on_signals(token: CancellationToken) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot watch SIGTERM");
-                    let _ = ctrl_c.await;
-                    token.cancel();
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot watch SIGTERM");
+                        let _ = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => {},
                 _ = term.recv() => {},

@@ -41,9 +41,16 @@ pub async fn account_json(state: &AppState, account: &Account) -> Result<Value, 
     }))
 }
 
-async fn list(State(state): State<Arc<AppState>>, Extension(caller): Extension<Caller>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     let mut data = Vec::new();
-    for account in state.accounts.iter().filter(|a| caller.scope.allows(&a.config.name)) {
+    for account in state
+        .accounts
+        .iter()
+        .filter(|a| caller.scope.allows(&a.config.name))
+    {
         data.push(account_json(&state, account).await?);
     }
     Ok(Json(json!({ "data": data })))
@@ -59,7 +66,9 @@ async fn show(
         .get(&name)
         .filter(|a| caller.scope.allows(&a.config.name))
         .ok_or_else(|| ApiError::not_found("account"))?;
-    Ok(Json(json!({ "data": account_json(&state, account).await? })))
+    Ok(Json(
+        json!({ "data": account_json(&state, account).await? }),
+    ))
 }
 
 /// `POST /v1/accounts/{name}/sync` body.
@@ -107,13 +116,17 @@ async fn start_backfill(
             )));
         }
         if ids.iter().any(|c| c.is_empty() || c.chars().count() > 24) {
-            return Err(ApiError::invalid_request("Each customer id must be 1 to 24 characters."));
+            return Err(ApiError::invalid_request(
+                "Each customer id must be 1 to 24 characters.",
+            ));
         }
     }
     {
         let mut running = state.backfills.lock().unwrap_or_else(|p| p.into_inner());
         if !running.insert(name.clone()) {
-            return Err(ApiError::invalid_state("A backfill of this account is already running."));
+            return Err(ApiError::invalid_state(
+                "A backfill of this account is already running.",
+            ));
         }
     }
     let progress = Backfill {
@@ -131,7 +144,11 @@ async fn start_backfill(
     }
     .await;
     if let Err(e) = started {
-        state.backfills.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+        state
+            .backfills
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name);
         return Err(e.into());
     }
     let ctx = SyncContext {
@@ -144,8 +161,18 @@ async fn start_backfill(
     let task_name = name.clone();
     tokio::spawn(async move {
         backfill::run(ctx, account, from, to, body.customer_ids, cancel).await;
-        task_state.backfills.lock().unwrap_or_else(|p| p.into_inner()).remove(&task_name);
+        task_state
+            .backfills
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&task_name);
     });
-    let account = state.accounts.get(&name).ok_or_else(|| ApiError::not_found("account"))?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "data": account_json(&state, account).await? }))))
+    let account = state
+        .accounts
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found("account"))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "data": account_json(&state, account).await? })),
+    ))
 }

@@ -61,7 +61,11 @@ impl ApiError {
 
     /// 404: no such object (or not visible to this key).
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("No such {what}."))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No such {what}."),
+        )
     }
 
     /// 409: the action does not fit the object's state.

@@ -63,7 +63,11 @@ fn parse_seq(raw: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::invalid_request("`after` must be a non-negative integer seq."))
 }
 
-fn parse_feed(p: &FeedParams, caller: &Caller, last_event_id: Option<&str>) -> Result<Feed, ApiError> {
+fn parse_feed(
+    p: &FeedParams,
+    caller: &Caller,
+    last_event_id: Option<&str>,
+) -> Result<Feed, ApiError> {
     let after = match (&p.after, last_event_id) {
         (Some(a), _) => Some(parse_seq(a)?),
         (None, Some(id)) => Some(parse_seq(id)?),
@@ -88,7 +92,11 @@ fn parse_feed(p: &FeedParams, caller: &Caller, last_event_id: Option<&str>) -> R
 
 /// Reads one batch: events after `after` up to the newest committed seq.
 /// Returns them and the cursor to continue from.
-async fn read_batch(store: &dyn Store, feed: &Feed, after: i64) -> Result<(Vec<Event>, i64), ApiError> {
+async fn read_batch(
+    store: &dyn Store,
+    feed: &Feed,
+    after: i64,
+) -> Result<(Vec<Event>, i64), ApiError> {
     let until = store.latest_seq().await?;
     let events = store
         .read_events(&EventQuery {
@@ -132,14 +140,13 @@ async fn poll(
     Extension(caller): Extension<Caller>,
     ApiQuery(p): ApiQuery<FeedParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let wait = match p.wait.as_deref() {
-        None => 25,
-        Some(w) => w
-            .parse::<u64>()
-            .ok()
-            .filter(|w| *w <= 60)
-            .ok_or_else(|| ApiError::invalid_request("`wait` must be an integer from 0 to 60."))?,
-    };
+    let wait =
+        match p.wait.as_deref() {
+            None => 25,
+            Some(w) => w.parse::<u64>().ok().filter(|w| *w <= 60).ok_or_else(|| {
+                ApiError::invalid_request("`wait` must be an integer from 0 to 60.")
+            })?,
+        };
     let feed = parse_feed(&p, &caller, None)?;
     let store = state.store.as_ref();
     let mut wake = state.store.subscribe();
@@ -154,7 +161,9 @@ async fn poll(
         let (events, next) = read_batch(store, &feed, after).await?;
         after = next;
         if !events.is_empty() || Instant::now() >= deadline || state.shutdown.is_cancelled() {
-            return Ok(Json(json!({ "data": events, "next_cursor": after.to_string() })));
+            return Ok(Json(
+                json!({ "data": events, "next_cursor": after.to_string() }),
+            ));
         }
         tokio::select! {
             _ = wake.changed() => {}
@@ -171,7 +180,9 @@ async fn stream(
     ApiQuery(p): ApiQuery<FeedParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     if p.wait.is_some() {
-        return Err(ApiError::invalid_request("`wait` applies to /v1/events only."));
+        return Err(ApiError::invalid_request(
+            "`wait` applies to /v1/events only.",
+        ));
     }
     let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let feed = parse_feed(&p, &caller, last_id)?;
@@ -180,9 +191,23 @@ async fn stream(
         None => state.store.latest_seq().await?,
     };
     // Surface a 410 before the stream starts rather than inside it.
-    read_batch(state.store.as_ref(), &Feed { limit: 1, ..feed.clone() }, start).await?;
+    read_batch(
+        state.store.as_ref(),
+        &Feed {
+            limit: 1,
+            ..feed.clone()
+        },
+        start,
+    )
+    .await?;
     let stream = futures_util::stream::unfold(
-        (state, feed, start, Vec::<Event>::new().into_iter(), None::<WaiterGuard>),
+        (
+            state,
+            feed,
+            start,
+            Vec::<Event>::new().into_iter(),
+            None::<WaiterGuard>,
+        ),
         |(state, feed, mut after, mut pending, mut guard)| async move {
             let guard_ref = guard.get_or_insert_with(|| WaiterGuard::new(&state.metrics));
             let _ = guard_ref;

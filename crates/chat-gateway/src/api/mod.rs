@@ -116,7 +116,10 @@ async fn request_id(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let mut resp = REQUEST_ID
-        .scope(id.clone(), tracing::Instrument::instrument(next.run(req), span))
+        .scope(
+            id.clone(),
+            tracing::Instrument::instrument(next.run(req), span),
+        )
         .await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -140,8 +143,10 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     } else {
         match tokio::time::timeout(budget, next.run(req)).await {
             Ok(r) => r,
-            Err(_) => ApiError::unavailable("The request took longer than the server's time budget.")
-                .into_response(),
+            Err(_) => {
+                ApiError::unavailable("The request took longer than the server's time budget.")
+                    .into_response()
+            }
         }
     };
     state

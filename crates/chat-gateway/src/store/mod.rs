@@ -81,7 +81,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Takes or renews the account's sync lease for `ttl`; true when
     /// `owner` holds it afterwards.
-    async fn acquire_lease(&self, account: &AccountRef, owner: &str, ttl: std::time::Duration) -> StoreResult<bool>;
+    async fn acquire_lease(
+        &self,
+        account: &AccountRef,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool>;
 
     /// Gives the lease up (clean shutdown), so another replica takes over at once.
     async fn release_lease(&self, account: &str, owner: &str) -> StoreResult<()>;
@@ -99,7 +104,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn open_session_ids(&self, account: &str) -> StoreResult<Vec<String>>;
 
     /// `sent_at` of the newest stored message of a customer in an account.
-    async fn newest_message_at(&self, account: &str, customer_id: &str) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>>;
+    async fn newest_message_at(
+        &self,
+        account: &str,
+        customer_id: &str,
+    ) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>>;
 
     /// Adds customers (from a backfill) to the account's synced set.
     async fn add_customers(&self, account: &AccountRef, customers: &[String]) -> StoreResult<()>;
@@ -114,13 +123,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn find_session(&self, account: &str, external_id: &str) -> StoreResult<Option<Session>>;
 
     /// A keyset page of sessions.
-    async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> StoreResult<Page<Session>>;
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Session>>;
 
     /// One message by gateway id.
     async fn get_message(&self, id: &str, scope: &AccountScope) -> StoreResult<Message>;
 
     /// A keyset page of messages.
-    async fn list_messages(&self, filter: &MessageFilter, page: &PageRequest) -> StoreResult<Page<Message>>;
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Message>>;
 
     /// Events with `seq > after`, oldest first, at most `limit`.
     async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<Event>>;

@@ -14,9 +14,9 @@ use super::rows::{
     SESSION_COLUMNS,
 };
 use super::{
-    ingest, postgres, sqlite, AccountRef, AccountScope, Backend, EventQuery, IngestSummary,
-    Keyset, MessageFilter, Order, Page, PageRequest, SessionFilter, Store, StoreError,
-    StoreResult, SyncState, SyncStatus,
+    ingest, postgres, sqlite, AccountRef, AccountScope, Backend, EventQuery, IngestSummary, Keyset,
+    MessageFilter, Order, Page, PageRequest, SessionFilter, Store, StoreError, StoreResult,
+    SyncState, SyncStatus,
 };
 
 /// A value bound to a `$n` placeholder.
@@ -187,7 +187,8 @@ impl SqlStore {
 
     /// Tells local waiters that events were committed.
     pub(super) fn announce(&self, seq: i64) {
-        self.wake.send_modify(|v| *v = (*v).max(seq as u64).saturating_add(1));
+        self.wake
+            .send_modify(|v| *v = (*v).max(seq as u64).saturating_add(1));
     }
 
     async fn fetch_page<T>(
@@ -266,7 +267,12 @@ impl Store for SqlStore {
         ingest::run(self, account, changes, checkpoint, lease_owner).await
     }
 
-    async fn acquire_lease(&self, account: &AccountRef, owner: &str, ttl: std::time::Duration) -> StoreResult<bool> {
+    async fn acquire_lease(
+        &self,
+        account: &AccountRef,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool> {
         let now = to_micros(Utc::now());
         let until = now + i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX / 2);
         let _guard = self.write_guard().await;
@@ -310,18 +316,28 @@ impl Store for SqlStore {
         &self,
         account: &str,
         external_ids: &[String],
-    ) -> StoreResult<std::collections::HashMap<String, (Option<String>, chat_core::SessionStatus)>> {
+    ) -> StoreResult<std::collections::HashMap<String, (Option<String>, chat_core::SessionStatus)>>
+    {
         let mut out = std::collections::HashMap::new();
         for chunk in external_ids.chunks(500) {
-            let mut sql = SqlBuilder::new("SELECT external_id, fingerprint, status FROM sessions WHERE account = $1");
+            let mut sql = SqlBuilder::new(
+                "SELECT external_id, fingerprint, status FROM sessions WHERE account = $1",
+            );
             sql.binds.push(Bind::Text(account.to_string()));
-            let ps: Vec<String> = chunk.iter().map(|e| sql.bind(Bind::Text(e.clone()))).collect();
-            sql.text.push_str(&format!(" AND external_id IN ({})", ps.join(", ")));
+            let ps: Vec<String> = chunk
+                .iter()
+                .map(|e| sql.bind(Bind::Text(e.clone())))
+                .collect();
+            sql.text
+                .push_str(&format!(" AND external_id IN ({})", ps.join(", ")));
             for row in sql.query().fetch_all(&self.pool).await? {
                 let status: String = row.try_get("status")?;
                 out.insert(
                     row.try_get("external_id")?,
-                    (row.try_get("fingerprint")?, super::rows::parse_status(&status)?),
+                    (
+                        row.try_get("fingerprint")?,
+                        super::rows::parse_status(&status)?,
+                    ),
                 );
             }
         }
@@ -329,14 +345,22 @@ impl Store for SqlStore {
     }
 
     async fn open_session_ids(&self, account: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT external_id FROM sessions WHERE account = $1 AND status = 'open' ORDER BY pk")
-            .bind(account)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| r.try_get(0).map_err(StoreError::from)).collect()
+        let rows = sqlx::query(
+            "SELECT external_id FROM sessions WHERE account = $1 AND status = 'open' ORDER BY pk",
+        )
+        .bind(account)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(StoreError::from))
+            .collect()
     }
 
-    async fn newest_message_at(&self, account: &str, customer_id: &str) -> StoreResult<Option<chrono::DateTime<Utc>>> {
+    async fn newest_message_at(
+        &self,
+        account: &str,
+        customer_id: &str,
+    ) -> StoreResult<Option<chrono::DateTime<Utc>>> {
         let row = sqlx::query(
             "SELECT MAX(sent_at) FROM messages WHERE customer_external_id = $1 AND account = $2",
         )
@@ -344,7 +368,9 @@ impl Store for SqlStore {
         .bind(account)
         .fetch_one(&self.pool)
         .await?;
-        row.try_get::<Option<i64>, _>(0)?.map(from_micros).transpose()
+        row.try_get::<Option<i64>, _>(0)?
+            .map(from_micros)
+            .transpose()
     }
 
     async fn add_customers(&self, account: &AccountRef, customers: &[String]) -> StoreResult<()> {
@@ -358,7 +384,8 @@ impl Store for SqlStore {
         if state.extra_customers.len() == before {
             return Ok(());
         }
-        let json = serde_json::to_string(&state.extra_customers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_string(&state.extra_customers)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let _guard = self.write_guard().await;
         sqlx::query("UPDATE sync_state SET extra_customers = $1 WHERE account = $2")
             .bind(json)
@@ -368,7 +395,11 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn put_backfill(&self, account: &str, backfill: Option<&super::Backfill>) -> StoreResult<()> {
+    async fn put_backfill(
+        &self,
+        account: &str,
+        backfill: Option<&super::Backfill>,
+    ) -> StoreResult<()> {
         let json = backfill
             .map(serde_json::to_string)
             .transpose()
@@ -416,7 +447,9 @@ impl Store for SqlStore {
         page: &PageRequest,
     ) -> StoreResult<Page<Session>> {
         let after = page.keyset()?;
-        let mut sql = SqlBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1"));
+        let mut sql = SqlBuilder::new(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1"
+        ));
         sql.and_scope(&f.scope);
         sql.and_eq("account", &f.account);
         sql.and_eq("provider", &f.provider);
@@ -455,7 +488,9 @@ impl Store for SqlStore {
         page: &PageRequest,
     ) -> StoreResult<Page<Message>> {
         let after = page.keyset()?;
-        let mut sql = SqlBuilder::new(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1 = 1"));
+        let mut sql = SqlBuilder::new(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1 = 1"
+        ));
         sql.and_scope(&f.scope);
         sql.and_eq("account", &f.account);
         sql.and_eq("provider", &f.provider);
@@ -503,7 +538,8 @@ impl Store for SqlStore {
                 .iter()
                 .map(|t| sql.bind(Bind::Text(t.as_str().to_string())))
                 .collect();
-            sql.text.push_str(&format!(" AND type IN ({})", ps.join(", ")));
+            sql.text
+                .push_str(&format!(" AND type IN ({})", ps.join(", ")));
         }
         let l = sql.bind(Bind::Int(i64::from(q.limit)));
         sql.text.push_str(&format!(" ORDER BY seq LIMIT {l}"));

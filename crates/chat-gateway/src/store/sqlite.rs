@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex, OnceLock, Weak};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use tokio::sync::{watch, Mutex};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use std::str::FromStr;
+use tokio::sync::{watch, Mutex};
 
 /// This backend's schema, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");

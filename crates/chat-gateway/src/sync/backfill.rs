@@ -20,7 +20,12 @@ pub fn support(account: &Account) -> Option<BackfillKind> {
     let caps = account.provider.capabilities();
     if caps.has(Capability::ListSessions) {
         Some(BackfillKind::Sessions)
-    } else if caps.has(Capability::History) && matches!(account.config.settings, ProviderSettings::Ccmessaging { .. }) {
+    } else if caps.has(Capability::History)
+        && matches!(
+            account.config.settings,
+            ProviderSettings::Ccmessaging { .. }
+        )
+    {
         Some(BackfillKind::Customers)
     } else {
         None
@@ -47,7 +52,12 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let name = account.config.name.clone();
-    let reporter = Reporter::new(ctx.store.clone(), ctx.metrics.clone(), &name, Default::default());
+    let reporter = Reporter::new(
+        ctx.store.clone(),
+        ctx.metrics.clone(),
+        &name,
+        Default::default(),
+    );
     let mut progress = Backfill {
         state: "running".into(),
         from,
@@ -91,8 +101,10 @@ async fn walk(
                     created_to: Some(progress.to),
                     page: page.clone(),
                 };
-                let listed = call(cancel, reporter, || account.provider.list_sessions(&query)).await?;
-                progress.fetched += fetch_details(ctx, account, cancel, reporter, &listed.sessions, true).await?;
+                let listed =
+                    call(cancel, reporter, || account.provider.list_sessions(&query)).await?;
+                progress.fetched +=
+                    fetch_details(ctx, account, cancel, reporter, &listed.sessions, true).await?;
                 ctx.store.put_backfill(&name, Some(progress)).await?;
                 match listed.next_page {
                     Some(p) => page = Some(p),
@@ -108,7 +120,12 @@ async fn walk(
                         ProviderSettings::Ccmessaging { customers, .. } => customers.clone(),
                         _ => Vec::new(),
                     };
-                    for c in ctx.store.sync_state(&account.reference()).await?.extra_customers {
+                    for c in ctx
+                        .store
+                        .sync_state(&account.reference())
+                        .await?
+                        .extra_customers
+                    {
                         if !all.contains(&c) {
                             all.push(c);
                         }
@@ -117,8 +134,16 @@ async fn walk(
                 }
             };
             for customer in customers {
-                progress.fetched +=
-                    customer_history(ctx, account, cancel, reporter, &customer, progress.from, Some(progress.to)).await?;
+                progress.fetched += customer_history(
+                    ctx,
+                    account,
+                    cancel,
+                    reporter,
+                    &customer,
+                    progress.from,
+                    Some(progress.to),
+                )
+                .await?;
                 ctx.store.put_backfill(&name, Some(progress)).await?;
             }
             Ok(())

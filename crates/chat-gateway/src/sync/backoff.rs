@@ -60,7 +60,10 @@ mod tests {
         for _ in 0..20 {
             assert!(b.next(None) <= Duration::from_secs(2));
         }
-        assert_eq!(b.next(Some(Duration::from_secs(30))), Duration::from_secs(30));
+        assert_eq!(
+            b.next(Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
         b.reset();
         assert!(b.next(None) <= Duration::from_millis(100));
     }

@@ -24,7 +24,10 @@ pub async fn run(ctx: &SyncContext, account: &Account, held: &CancellationToken)
     let reference = account.reference();
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
     let (mut reporter, mut version) = loop {
-        match (reporter(ctx, account).await, ctx.store.sync_state(&reference).await) {
+        match (
+            reporter(ctx, account).await,
+            ctx.store.sync_state(&reference).await,
+        ) {
             (Ok(r), Ok(s)) => break (r, s.cursor),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!(account = name, error = %e, "cannot read sync state");
@@ -69,7 +72,12 @@ pub async fn run(ctx: &SyncContext, account: &Account, held: &CancellationToken)
         if !batch.changes.is_empty() || next_version != version {
             match ctx
                 .store
-                .ingest_as(&reference, &batch.changes, next_version.as_deref(), Some(&ctx.owner))
+                .ingest_as(
+                    &reference,
+                    &batch.changes,
+                    next_version.as_deref(),
+                    Some(&ctx.owner),
+                )
                 .await
             {
                 Ok(summary) => reporter.ingested(summary.messages_created),

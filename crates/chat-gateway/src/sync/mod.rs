@@ -47,7 +47,11 @@ pub struct SyncContext {
 }
 
 /// Starts one supervisor per account; they stop when `shutdown` is cancelled.
-pub fn spawn_all(ctx: SyncContext, accounts: &Accounts, shutdown: &CancellationToken) -> tokio::task::JoinSet<()> {
+pub fn spawn_all(
+    ctx: SyncContext,
+    accounts: &Accounts,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
     for account in accounts.iter() {
         set.spawn(supervise(ctx.clone(), account.clone(), shutdown.clone()));
@@ -63,7 +67,11 @@ async fn supervise(ctx: SyncContext, account: Account, shutdown: CancellationTok
         if shutdown.is_cancelled() {
             return;
         }
-        match ctx.store.acquire_lease(&reference, &ctx.owner, LEASE_TTL).await {
+        match ctx
+            .store
+            .acquire_lease(&reference, &ctx.owner, LEASE_TTL)
+            .await
+        {
             Ok(true) => {
                 tracing::info!(account = %reference.name, "sync lease taken");
                 let held = shutdown.child_token();
@@ -80,7 +88,9 @@ async fn supervise(ctx: SyncContext, account: Account, shutdown: CancellationTok
                 tracing::warn!(account = %reference.name, "sync lease lost");
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!(account = %reference.name, error = %e, "cannot take sync lease"),
+            Err(e) => {
+                tracing::warn!(account = %reference.name, error = %e, "cannot take sync lease")
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -98,13 +108,19 @@ async fn renew_lease(ctx: SyncContext, account: Account, held: CancellationToken
             _ = held.cancelled() => return,
             _ = tokio::time::sleep(LEASE_RENEW) => {}
         }
-        match ctx.store.acquire_lease(&reference, &ctx.owner, LEASE_TTL).await {
+        match ctx
+            .store
+            .acquire_lease(&reference, &ctx.owner, LEASE_TTL)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 held.cancel();
                 return;
             }
-            Err(e) => tracing::warn!(account = %reference.name, error = %e, "cannot renew sync lease"),
+            Err(e) => {
+                tracing::warn!(account = %reference.name, error = %e, "cannot renew sync lease")
+            }
         }
     }
 }
@@ -120,7 +136,13 @@ async fn run_worker(ctx: &SyncContext, account: &Account, held: &CancellationTok
     } else if caps.has(Capability::ListSessions) {
         poll::run(ctx, account, held, poll::Strategy::ListAndDetail).await;
     } else if let (true, Some(customers)) = (caps.has(Capability::History), customers) {
-        poll::run(ctx, account, held, poll::Strategy::CustomerHistory(customers)).await;
+        poll::run(
+            ctx,
+            account,
+            held,
+            poll::Strategy::CustomerHistory(customers),
+        )
+        .await;
     } else {
         tracing::info!(account = %account.config.name, "provider offers nothing to sync");
         held.cancelled().await;
@@ -130,7 +152,12 @@ async fn run_worker(ctx: &SyncContext, account: &Account, held: &CancellationTok
 /// Reads the account's status to start a reporter from.
 async fn reporter(ctx: &SyncContext, account: &Account) -> Result<Reporter, StoreError> {
     let state = ctx.store.sync_state(&account.reference()).await?;
-    Ok(Reporter::new(ctx.store.clone(), ctx.metrics.clone(), &account.config.name, state.status))
+    Ok(Reporter::new(
+        ctx.store.clone(),
+        ctx.metrics.clone(),
+        &account.config.name,
+        state.status,
+    ))
 }
 
 /// Sleeps `d` unless `held` is cancelled first; false when cancelled.
@@ -142,19 +169,37 @@ async fn pause(held: &CancellationToken, d: Duration) -> bool {
 }
 
 /// Records a provider failure and waits out the backoff; false when cancelled.
-async fn fail_and_wait(reporter: &mut Reporter, backoff: &mut Backoff, held: &CancellationToken, account: &str, e: &ProviderError) -> bool {
+async fn fail_and_wait(
+    reporter: &mut Reporter,
+    backoff: &mut Backoff,
+    held: &CancellationToken,
+    account: &str,
+    e: &ProviderError,
+) -> bool {
     tracing::warn!(account, error = %e, kind = e.kind().as_str(), "provider call failed");
-    reporter.failure(e.kind().as_str(), e.to_string(), e.is_retryable()).await;
+    reporter
+        .failure(e.kind().as_str(), e.to_string(), e.is_retryable())
+        .await;
     let delay = backoff.next(e.retry_after());
     // Credentials and configuration problems are retried too, slowly: they
     // may be fixed on the provider side without a restart.
-    let delay = if e.is_retryable() { delay } else { delay.max(Duration::from_secs(30)) };
+    let delay = if e.is_retryable() {
+        delay
+    } else {
+        delay.max(Duration::from_secs(30))
+    };
     pause(held, delay).await
 }
 
 /// Records a storage failure and waits; false when cancelled or when the
 /// lease moved (the worker must stop).
-async fn store_failed(reporter: &mut Reporter, backoff: &mut Backoff, held: &CancellationToken, account: &str, e: &StoreError) -> bool {
+async fn store_failed(
+    reporter: &mut Reporter,
+    backoff: &mut Backoff,
+    held: &CancellationToken,
+    account: &str,
+    e: &StoreError,
+) -> bool {
     if matches!(e, StoreError::LeaseLost) {
         held.cancel();
         return false;

@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use chat_core::{HistoryQuery, ProviderError, SessionChange, SessionListQuery, SessionStatus};
+use chat_core::{HistoryQuery, ProviderError, SessionListQuery, SessionStatus};
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +52,12 @@ impl From<StoreError> for PollError {
 }
 
 /// Runs until `held` is cancelled.
-pub async fn run(ctx: &SyncContext, account: &Account, held: &CancellationToken, strategy: Strategy) {
+pub async fn run(
+    ctx: &SyncContext,
+    account: &Account,
+    held: &CancellationToken,
+    strategy: Strategy,
+) {
     let name = account.config.name.as_str();
     let interval = Duration::from_secs(account.config.poll_interval_secs);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(120));
@@ -72,7 +77,9 @@ pub async fn run(ctx: &SyncContext, account: &Account, held: &CancellationToken,
         let started = Utc::now();
         let outcome = match &strategy {
             Strategy::ListAndDetail => poll_list(ctx, account, held, &mut reporter).await,
-            Strategy::CustomerHistory(customers) => poll_customers(ctx, account, held, &mut reporter, customers).await,
+            Strategy::CustomerHistory(customers) => {
+                poll_customers(ctx, account, held, &mut reporter, customers).await
+            }
         };
         match outcome {
             Ok(()) => {
@@ -100,7 +107,11 @@ pub async fn run(ctx: &SyncContext, account: &Account, held: &CancellationToken,
 
 /// Calls the provider, waiting out rate limits (up to a few times) and
 /// recording latency; stops early when cancelled.
-pub async fn call<T, F, Fut>(held: &CancellationToken, reporter: &Reporter, mut f: F) -> Result<T, PollError>
+pub async fn call<T, F, Fut>(
+    held: &CancellationToken,
+    reporter: &Reporter,
+    mut f: F,
+) -> Result<T, PollError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ProviderError>>,
@@ -116,8 +127,13 @@ where
         match result {
             Err(ProviderError::RateLimited { retry_after }) if waits < 3 => {
                 waits += 1;
-                let d = retry_after.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(120));
-                tracing::info!(seconds = d.as_secs(), "provider asked to slow down; waiting");
+                let d = retry_after
+                    .unwrap_or(Duration::from_secs(5))
+                    .min(Duration::from_secs(120));
+                tracing::info!(
+                    seconds = d.as_secs(),
+                    "provider asked to slow down; waiting"
+                );
                 if !pause(held, d).await {
                     return Err(PollError::Cancelled);
                 }
@@ -144,28 +160,47 @@ pub async fn fetch_details(
     force: bool,
 ) -> Result<u64, PollError> {
     let ids: Vec<String> = summaries.iter().map(|s| s.external_id.clone()).collect();
-    let stored = ctx.store.session_digests(&account.config.name, &ids).await?;
-    let mut changes: Vec<SessionChange> = Vec::new();
+    let stored = ctx
+        .store
+        .session_digests(&account.config.name, &ids)
+        .await?;
     let mut fetched = 0;
     for summary in summaries {
         let needed = force
             || match stored.get(&summary.external_id) {
                 None => true,
                 Some((fingerprint, status)) => {
-                    summary.fingerprint.is_none() || fingerprint != &summary.fingerprint || *status == SessionStatus::Open
+                    summary.fingerprint.is_none()
+                        || fingerprint != &summary.fingerprint
+                        || *status == SessionStatus::Open
                 }
             };
         if !needed {
             continue;
         }
-        match call(held, reporter, || account.provider.get_session(&summary.external_id)).await {
+        match call(held, reporter, || {
+            account.provider.get_session(&summary.external_id)
+        })
+        .await
+        {
             Ok(mut change) => {
                 // The list's digest is what the next poll compares against.
                 if summary.fingerprint.is_some() {
                     change.session.fingerprint.clone_from(&summary.fingerprint);
                 }
                 fetched += change.messages.len() as u64;
-                changes.push(change);
+                // One provider answer, one transaction: an interruption
+                // loses at most the detail being fetched.
+                let s = ctx
+                    .store
+                    .ingest_as(
+                        &account.reference(),
+                        std::slice::from_ref(&change),
+                        None,
+                        None,
+                    )
+                    .await?;
+                reporter.ingested(s.messages_created);
             }
             Err(PollError::Provider(ProviderError::NotFound(_))) => {
                 tracing::warn!(account = %account.config.name, session = %summary.external_id, "listed session has no detail; skipped");
@@ -173,14 +208,15 @@ pub async fn fetch_details(
             Err(e) => return Err(e),
         }
     }
-    if !changes.is_empty() {
-        let summary = ctx.store.ingest_as(&account.reference(), &changes, None, None).await?;
-        reporter.ingested(summary.messages_created);
-    }
     Ok(fetched)
 }
 
-async fn poll_list(ctx: &SyncContext, account: &Account, held: &CancellationToken, reporter: &mut Reporter) -> Result<(), PollError> {
+async fn poll_list(
+    ctx: &SyncContext,
+    account: &Account,
+    held: &CancellationToken,
+    reporter: &mut Reporter,
+) -> Result<(), PollError> {
     let reference = account.reference();
     let state = ctx.store.sync_state(&reference).await?;
     let now = Utc::now();
@@ -228,7 +264,10 @@ async fn poll_list(ctx: &SyncContext, account: &Account, held: &CancellationToke
             Err(e) => return Err(e),
         }
         if changes.len() >= 20 {
-            let s = ctx.store.ingest_as(&reference, &changes, None, None).await?;
+            let s = ctx
+                .store
+                .ingest_as(&reference, &changes, None, None)
+                .await?;
             reporter.ingested(s.messages_created);
             changes.clear();
         }
@@ -259,7 +298,11 @@ async fn poll_customers(
     }
     let first_start = Utc::now() - chrono::Duration::days(account.config.initial_sync_days as i64);
     for customer in customers {
-        let from = match ctx.store.newest_message_at(&account.config.name, &customer).await? {
+        let from = match ctx
+            .store
+            .newest_message_at(&account.config.name, &customer)
+            .await?
+        {
             Some(t) => t - HISTORY_OVERLAP,
             None => first_start,
         };
@@ -291,7 +334,10 @@ pub async fn customer_history(
         };
         let answer = call(held, reporter, || account.provider.fetch_history(&query)).await?;
         fetched += answer.fetched;
-        let s = ctx.store.ingest_as(&reference, &answer.changes, None, None).await?;
+        let s = ctx
+            .store
+            .ingest_as(&reference, &answer.changes, None, None)
+            .await?;
         reporter.ingested(s.messages_created);
         match answer.next_page {
             Some(p) => page = Some(p),

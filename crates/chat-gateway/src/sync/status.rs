@@ -24,7 +24,12 @@ const REFRESH: Duration = Duration::from_secs(2);
 
 impl Reporter {
     /// Starts from the stored status.
-    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, account: &str, status: SyncStatus) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        account: &str,
+        status: SyncStatus,
+    ) -> Self {
         Reporter {
             store,
             metrics,
@@ -39,7 +44,11 @@ impl Reporter {
         if !(force || due) {
             return;
         }
-        if let Err(e) = self.store.put_sync_status(&self.account, &self.status).await {
+        if let Err(e) = self
+            .store
+            .put_sync_status(&self.account, &self.status)
+            .await
+        {
             tracing::warn!(account = %self.account, error = %e, "cannot record sync status");
             return;
         }
@@ -58,7 +67,7 @@ impl Reporter {
                 .sync_lag
                 .get_or_create(&AccountLabels {
                     account: self.account.clone(),
-                    })
+                })
                 .set(l);
         }
         self.save(changed).await;

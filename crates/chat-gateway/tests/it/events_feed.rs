@@ -54,11 +54,26 @@ async fn readers_following_next_cursor_see_every_event_once_in_order(db: Db) {
                 let c = change(
                     session(&sid, "C1"),
                     vec![
-                        msg(&sid, &format!("{sid}-m1"), Role::Customer, "hi", t(b as i64)),
-                        msg(&sid, &format!("{sid}-m2"), Role::Agent, "hello", t(b as i64)),
+                        msg(
+                            &sid,
+                            &format!("{sid}-m1"),
+                            Role::Customer,
+                            "hi",
+                            t(b as i64),
+                        ),
+                        msg(
+                            &sid,
+                            &format!("{sid}-m2"),
+                            Role::Agent,
+                            "hello",
+                            t(b as i64),
+                        ),
                     ],
                 );
-                store.ingest(&account(&format!("acc{w}")), &[c], None).await.unwrap();
+                store
+                    .ingest(&account(&format!("acc{w}")), &[c], None)
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -67,7 +82,10 @@ async fn readers_following_next_cursor_see_every_event_once_in_order(db: Db) {
     }
     let seen = reader.await.unwrap();
     assert_eq!(seen.len(), expected, "the reader missed or repeated events");
-    assert!(seen.windows(2).all(|p| p[0] < p[1]), "events out of seq order");
+    assert!(
+        seen.windows(2).all(|p| p[0] < p[1]),
+        "events out of seq order"
+    );
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), expected);
     gw.stop().await;
 }
@@ -87,12 +105,24 @@ async fn a_waiting_poll_wakes_at_once_on_commit(db: Db) {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     gw.store
-        .ingest(&account("a"), &[change(session("S1", "C1"), vec![msg("S1", "m1", Role::Customer, "你好", t(0))])], None)
+        .ingest(
+            &account("a"),
+            &[change(
+                session("S1", "C1"),
+                vec![msg("S1", "m1", Role::Customer, "你好", t(0))],
+            )],
+            None,
+        )
         .await
         .unwrap();
     let committed = Instant::now();
     let (answered, body) = waiter.await.unwrap();
-    let types: Vec<&str> = body["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
     assert_eq!(types, ["session.opened", "message.created"]);
     assert_eq!(body["data"][1]["data"]["text"], "你好");
     // Functional bound (the benchmark measures the real figure): the poll
@@ -104,19 +134,41 @@ async fn a_waiting_poll_wakes_at_once_on_commit(db: Db) {
 async fn after_absent_means_from_now_and_filters_apply(db: Db) {
     let gw = TestGateway::start(db, "").await;
     gw.store
-        .ingest(&account("a"), &[change(session("S0", "C1"), vec![msg("S0", "old", Role::Customer, "old", t(0))])], None)
+        .ingest(
+            &account("a"),
+            &[change(
+                session("S0", "C1"),
+                vec![msg("S0", "old", Role::Customer, "old", t(0))],
+            )],
+            None,
+        )
         .await
         .unwrap();
     let (_, now) = poll(&gw, "wait=0").await;
-    assert_eq!(now["data"].as_array().unwrap().len(), 0, "absent `after` must not replay the past");
+    assert_eq!(
+        now["data"].as_array().unwrap().len(),
+        0,
+        "absent `after` must not replay the past"
+    );
     let (_, all) = poll(&gw, "after=0&wait=0").await;
     assert_eq!(all["data"].as_array().unwrap().len(), 2);
     gw.store
-        .ingest(&account("b"), &[change(session("S1", "C1"), vec![msg("S1", "new", Role::Customer, "new", t(1))])], None)
+        .ingest(
+            &account("b"),
+            &[change(
+                session("S1", "C1"),
+                vec![msg("S1", "new", Role::Customer, "new", t(1))],
+            )],
+            None,
+        )
         .await
         .unwrap();
     let c = now["next_cursor"].as_str().unwrap();
-    let (_, typed) = poll(&gw, &format!("after={c}&wait=0&types=message.created&account=b")).await;
+    let (_, typed) = poll(
+        &gw,
+        &format!("after={c}&wait=0&types=message.created&account=b"),
+    )
+    .await;
     let data = typed["data"].as_array().unwrap();
     assert_eq!(data.len(), 1);
     assert_eq!(data[0]["type"], "message.created");
@@ -130,18 +182,45 @@ async fn after_absent_means_from_now_and_filters_apply(db: Db) {
 
 async fn bad_feed_parameters_are_400_and_old_cursors_410(db: Db) {
     let gw = TestGateway::start(db, "").await;
-    for q in ["wait=61", "wait=-1", "limit=0", "limit=1001", "after=abc", "after=-5", "types=message.exploded", "bogus=1"] {
+    for q in [
+        "wait=61",
+        "wait=-1",
+        "limit=0",
+        "limit=1001",
+        "after=abc",
+        "after=-5",
+        "types=message.exploded",
+        "bogus=1",
+    ] {
         let (status, body) = poll(&gw, q).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{q}");
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{q}"
+        );
     }
     for _ in 0..2 {
         let sid = uuid::Uuid::now_v7().to_string();
-        gw.store.ingest(&account("a"), &[change(session(&sid, "C1"), vec![])], None).await.unwrap();
+        gw.store
+            .ingest(&account("a"), &[change(session(&sid, "C1"), vec![])], None)
+            .await
+            .unwrap();
     }
-    gw.store.prune_events(chrono::Utc::now().timestamp_micros() + 1_000_000).await.unwrap();
+    gw.store
+        .prune_events(chrono::Utc::now().timestamp_micros() + 1_000_000)
+        .await
+        .unwrap();
     let (status, body) = poll(&gw, "after=1&wait=0").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (410, Some("cursor_expired")));
-    let r = gw.http.get(gw.url("/v1/events/stream?after=1")).send().await.unwrap();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("cursor_expired"))
+    );
+    let r = gw
+        .http
+        .get(gw.url("/v1/events/stream?after=1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 410);
     gw.stop().await;
 }
@@ -154,7 +233,11 @@ async fn sse_events(resp: reqwest::Response, n: usize) -> Vec<(String, String, V
     let mut body = resp.bytes_stream();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while out.len() < n {
-        let chunk = tokio::time::timeout_at(deadline, body.next()).await.expect("SSE timed out").unwrap().unwrap();
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .expect("SSE timed out")
+            .unwrap()
+            .unwrap();
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buf.find("\n\n") {
             let frame: String = buf.drain(..end + 2).collect();
@@ -181,28 +264,61 @@ async fn sse_streams_and_resumes_from_last_event_id(db: Db) {
     for i in 0..3 {
         let sid = format!("S{i}");
         gw.store
-            .ingest(&account("a"), &[change(session(&sid, "C1"), vec![msg(&sid, &format!("m{i}"), Role::Customer, "hi", t(i))])], None)
+            .ingest(
+                &account("a"),
+                &[change(
+                    session(&sid, "C1"),
+                    vec![msg(&sid, &format!("m{i}"), Role::Customer, "hi", t(i))],
+                )],
+                None,
+            )
             .await
             .unwrap();
     }
-    let resp = gw.http.get(gw.url("/v1/events/stream?after=0")).send().await.unwrap();
+    let resp = gw
+        .http
+        .get(gw.url("/v1/events/stream?after=0"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let first = sse_events(resp, 3).await;
     assert_eq!(first[0].1, "session.opened");
     assert_eq!(first[0].2["seq"].as_str().unwrap(), first[0].0);
     let last_id = first[2].0.clone();
     // Resume after the third event: the remaining three arrive, none repeated.
-    let resp = gw.http.get(gw.url("/v1/events/stream")).header("last-event-id", &last_id).send().await.unwrap();
+    let resp = gw
+        .http
+        .get(gw.url("/v1/events/stream"))
+        .header("last-event-id", &last_id)
+        .send()
+        .await
+        .unwrap();
     let rest = sse_events(resp, 3).await;
-    let ids: Vec<i64> = first.iter().chain(rest.iter()).map(|e| e.0.parse().unwrap()).collect();
+    let ids: Vec<i64> = first
+        .iter()
+        .chain(rest.iter())
+        .map(|e| e.0.parse().unwrap())
+        .collect();
     assert!(ids.windows(2).all(|p| p[0] < p[1]), "{ids:?}");
     // A live event reaches an open stream.
-    let resp = gw.http.get(gw.url("/v1/events/stream")).send().await.unwrap();
+    let resp = gw
+        .http
+        .get(gw.url("/v1/events/stream"))
+        .send()
+        .await
+        .unwrap();
     let store = gw.store.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        store.ingest(&account("a"), &[change(session("S9", "C9"), vec![])], None).await.unwrap();
+        store
+            .ingest(&account("a"), &[change(session("S9", "C9"), vec![])], None)
+            .await
+            .unwrap();
     });
     let live = sse_events(resp, 1).await;
     assert_eq!(live[0].2["data"]["external_id"], "S9");

@@ -8,3 +8,5 @@ mod support;
 mod api_read;
 mod events_feed;
 mod store_suite;
+mod sync_live;
+mod sync_poll;
