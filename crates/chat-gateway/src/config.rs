@@ -695,6 +695,18 @@ poll_interval_secs = 30
         assert!(!format!("{c:?}").contains("Token abc"));
     }
 
+    #[test]
+    fn the_shipped_example_and_compose_configs_parse() {
+        for var in ["SPARK_TOKEN", "CC_APP_KEY", "CC_APP_SECRET", "KF5_TOKEN"] {
+            std::env::set_var(var, "x");
+        }
+        let example = Config::parse(include_str!("../../../chat-gateway.example.toml")).unwrap();
+        assert_eq!(example.accounts.len(), 3);
+        assert_eq!(example.api_keys.len(), 2);
+        let compose = Config::parse(include_str!("../../../deploy/compose-gateway.toml")).unwrap();
+        assert_eq!(compose.accounts.len(), 3);
+    }
+
     fn problem(text: &str) -> ConfigError {
         Config::parse(text).unwrap_err()
     }

@@ -45,6 +45,15 @@ pub struct ProviderErrorLabels {
     pub kind: String,
 }
 
+/// Labels of a worker state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncStateLabels {
+    /// Account name.
+    pub account: String,
+    /// `idle`, `running`, `backoff` or `error`.
+    pub state: String,
+}
+
 /// Every metric the gateway exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -63,6 +72,8 @@ pub struct Metrics {
     pub provider_errors: Family<ProviderErrorLabels, Counter>,
     /// Long polls and SSE streams currently waiting on the feed.
     pub feed_waiters: Gauge,
+    /// 1 for each account's current worker state, 0 for the others.
+    pub sync_state: Family<SyncStateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -90,6 +101,7 @@ impl Metrics {
         );
         let provider_errors = Family::<ProviderErrorLabels, Counter>::default();
         let feed_waiters = Gauge::default();
+        let sync_state = Family::<SyncStateLabels, Gauge>::default();
         r.register(
             "http_requests",
             "HTTP requests served",
@@ -134,6 +146,19 @@ impl Metrics {
             provider_duration,
             provider_errors,
             feed_waiters,
+            sync_state,
+        }
+    }
+
+    /// Marks `state` as the account's current worker state.
+    pub fn set_sync_state(&self, account: &str, state: &str) {
+        for s in ["idle", "running", "backoff", "error"] {
+            self.sync_state
+                .get_or_create(&SyncStateLabels {
+                    account: account.to_string(),
+                    state: s.to_string(),
+                })
+                .set(i64::from(s == state));
         }
     }
 

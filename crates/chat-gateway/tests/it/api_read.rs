@@ -358,6 +358,7 @@ on_both_backends!(
     every_client_error_has_its_status_and_code,
     request_ids_are_echoed_or_made,
     metrics_count_requests_by_route,
+    a_key_over_its_rate_limit_gets_429_with_retry_after,
 );
 
 #[test]
@@ -379,4 +380,22 @@ fn openapi_documents_every_served_route() {
     ] {
         assert!(paths.contains_key(p), "{p} missing from openapi.json");
     }
+}
+
+async fn a_key_over_its_rate_limit_gets_429_with_retry_after(db: Db) {
+    let (key, toml) = api_key("limited", &["read"], &["*"]);
+    let toml = format!("{toml}rate_limit = {{ per_second = 0.2, burst = 2 }}\n");
+    let (other, other_toml) = api_key("other", &["read"], &["*"]);
+    let gw = TestGateway::start(db, &format!("{toml}{other_toml}")).await;
+    assert_eq!(gw.get("/v1/sessions", Some(&key)).await.0, 200);
+    assert_eq!(gw.get("/v1/sessions", Some(&key)).await.0, 200);
+    let r = gw.http.get(gw.url("/v1/sessions")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=5).contains(&retry), "{retry}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Limits are per key: another key is unaffected.
+    assert_eq!(gw.get("/v1/sessions", Some(&other)).await.0, 200);
+    gw.stop().await;
 }
