@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod feed;
 pub mod ids;
 pub mod metrics;
 pub mod providers;
