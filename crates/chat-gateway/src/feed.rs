@@ -220,7 +220,7 @@ mod tests {
     }
 
     fn hub(floor: i64) -> EventHub {
-        let hub = EventHub {
+        EventHub {
             buffer: RwLock::new(Buffer {
                 floor,
                 head: floor,
@@ -228,8 +228,7 @@ mod tests {
                 ready: true,
             }),
             head: watch::channel(floor).0,
-        };
-        hub
+        }
     }
 
     fn all(limit: u32) -> FeedFilter {
