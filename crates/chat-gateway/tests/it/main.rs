@@ -7,6 +7,7 @@ mod support;
 
 mod api_read;
 mod events_feed;
+mod malformed_input;
 mod store_suite;
 mod sync_live;
 mod sync_poll;
