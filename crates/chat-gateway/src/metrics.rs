@@ -63,6 +63,8 @@ pub struct Metrics {
     pub provider_errors: Family<ProviderErrorLabels, Counter>,
     /// Long polls and SSE streams currently waiting on the feed.
     pub feed_waiters: Gauge,
+    /// Webhook deliveries (see [`crate::webhooks::metrics`]).
+    pub webhooks: crate::webhooks::metrics::WebhookMetrics,
 }
 
 impl Default for Metrics {
@@ -125,6 +127,7 @@ impl Metrics {
             "Long polls and SSE streams waiting on the event feed",
             feed_waiters.clone(),
         );
+        let webhooks = crate::webhooks::metrics::WebhookMetrics::register(&mut r);
         Metrics {
             registry: Mutex::new(r),
             http_requests,
@@ -134,6 +137,7 @@ impl Metrics {
             provider_duration,
             provider_errors,
             feed_waiters,
+            webhooks,
         }
     }
 
