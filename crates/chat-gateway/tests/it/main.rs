@@ -10,3 +10,4 @@ mod events_feed;
 mod store_suite;
 mod sync_live;
 mod sync_poll;
+mod webhooks;
