@@ -74,6 +74,8 @@ pub struct Metrics {
     pub feed_waiters: Gauge,
     /// 1 for each account's current worker state, 0 for the others.
     pub sync_state: Family<SyncStateLabels, Gauge>,
+    /// Webhook deliveries (see [`crate::webhooks::metrics`]).
+    pub webhooks: crate::webhooks::metrics::WebhookMetrics,
 }
 
 impl Default for Metrics {
@@ -137,6 +139,7 @@ impl Metrics {
             "Long polls and SSE streams waiting on the event feed",
             feed_waiters.clone(),
         );
+        let webhooks = crate::webhooks::metrics::WebhookMetrics::register(&mut r);
         Metrics {
             registry: Mutex::new(r),
             http_requests,
@@ -147,6 +150,7 @@ impl Metrics {
             provider_errors,
             feed_waiters,
             sync_state,
+            webhooks,
         }
     }
 

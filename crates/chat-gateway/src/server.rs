@@ -97,6 +97,12 @@ pub async fn run(
         config.server.events_retention_days,
         shutdown.clone(),
     ));
+    tasks.spawn(crate::webhooks::run(
+        store.clone() as Arc<dyn Store>,
+        metrics.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
     if let Some(m) = &config.server.metrics_listen {
         let metrics_listener = TcpListener::bind(m)
             .await

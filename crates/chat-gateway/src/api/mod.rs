@@ -11,6 +11,7 @@ pub mod health;
 pub mod messages;
 pub mod ratelimit;
 pub mod sessions;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,6 +86,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(sessions::router())
         .merge(messages::router())
         .merge(events::router())
+        .merge(webhooks::router())
         .route_layer(from_fn_with_state(state.clone(), auth::require_key));
     let mut public = Router::new().merge(health::router()).merge(docs::router());
     if state.config.server.metrics_listen.is_none() {

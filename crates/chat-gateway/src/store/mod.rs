@@ -12,12 +12,14 @@ mod rows;
 mod sql;
 pub mod sqlite;
 mod types;
+pub mod webhooks;
 
 use async_trait::async_trait;
 use chat_core::{Event, Message, Session, SessionChange};
 
 pub use sql::{redact_url as sql_redact, SqlStore};
 pub use types::*;
+pub use webhooks::WebhookStore;
 
 /// A storage failure, sorted by what the API answers.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +50,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything the gateway keeps, behind one interface so the API, the sync
 /// workers and the tests never care which database is underneath.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: Send + Sync + std::fmt::Debug + WebhookStore {
     /// Which backend this is (`sqlite` or `postgres`), for logs and `/readyz`.
     fn backend(&self) -> Backend;
 

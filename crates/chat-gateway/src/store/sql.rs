@@ -667,7 +667,7 @@ impl Store for SqlStore {
     }
 }
 
-fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
+pub(super) fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
     let seq: i64 = row.try_get("seq")?;
     let t: String = row.try_get("type")?;
     let data: String = row.try_get("data")?;

@@ -377,6 +377,9 @@ fn openapi_documents_every_served_route() {
         "/v1/sessions/{id}/messages",
         "/v1/messages",
         "/v1/messages/{id}",
+        "/v1/webhooks",
+        "/v1/webhooks/{id}",
+        "/v1/webhooks/{id}/deliveries",
     ] {
         assert!(paths.contains_key(p), "{p} missing from openapi.json");
     }

@@ -11,3 +11,4 @@ mod malformed_input;
 mod store_suite;
 mod sync_live;
 mod sync_poll;
+mod webhooks;

@@ -1,0 +1,278 @@
+//! `/v1/webhooks`: register, list, read and remove webhook endpoints, and
+//! list their delivery attempts. Admin scope (see [`super::auth::Scope`]).
+//!
+//! The signing secret is generated here, answered once in the 201 and never
+//! again (reads leave it out; logs never see it). `DELETE` answers 204.
+//! A key limited to some accounts registers webhooks for those accounts
+//! only (by name: `*` would carry other accounts' events) and sees only such
+//! webhooks; the others are 404 to it.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use chat_core::time::to_rfc3339;
+use chat_core::EventType;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::extract::{parse_limit, ApiJson, ApiQuery};
+use super::AppState;
+use crate::store::webhooks::{NewWebhook, Webhook, WebhookDelivery, ALL};
+use crate::store::{AccountScope, Order, PageRequest, StoreError};
+use crate::webhooks::signature::WebhookSecret;
+use crate::webhooks::target;
+
+/// Routes of this resource.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/webhooks", get(list).post(create))
+        .route("/v1/webhooks/{id}", get(show).delete(remove))
+        .route("/v1/webhooks/{id}/deliveries", get(deliveries))
+}
+
+/// `POST /v1/webhooks` body. `events` and `accounts` default to `["*"]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    url: String,
+    events: Option<Vec<String>>,
+    accounts: Option<Vec<String>>,
+}
+
+/// `limit` and `cursor` of the lists here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl PageParams {
+    fn page(self) -> Result<PageRequest, ApiError> {
+        Ok(PageRequest {
+            limit: parse_limit(self.limit.as_deref(), 50, 500)?,
+            cursor: self.cursor,
+            order: Order::Desc,
+        })
+    }
+}
+
+fn webhook_json(w: &Webhook) -> Value {
+    json!({
+        "id": w.id,
+        "url": w.url,
+        "events": w.events,
+        "accounts": w.accounts,
+        "created_at": to_rfc3339(w.created_at),
+        "disabled_at": w.disabled_at.map(to_rfc3339),
+        "disabled_reason": w.disabled_reason,
+    })
+}
+
+fn delivery_json(d: &WebhookDelivery) -> Value {
+    json!({
+        "id": d.id,
+        "event_seq": d.event_seq.to_string(),
+        "attempt": d.attempt,
+        "status": d.status,
+        "response_status": d.response_status,
+        "error": d.error,
+        "at": to_rfc3339(d.at),
+        "next_attempt_at": d.next_attempt_at.map(to_rfc3339),
+    })
+}
+
+/// `["*"]` when the list holds `*`, else the list without repeats.
+fn normalise(list: Vec<String>) -> Vec<String> {
+    if list.iter().any(|v| v == ALL) {
+        return vec![ALL.to_string()];
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for v in list {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+fn parse_events(raw: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+    let list = raw.unwrap_or_else(|| vec![ALL.to_string()]);
+    if list.is_empty() {
+        return Err(ApiError::invalid_request(
+            "`events` needs at least one event type, or \"*\" for all.",
+        ));
+    }
+    for e in &list {
+        if e != ALL && EventType::parse(e).is_none() {
+            let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+            return Err(ApiError::invalid_request(format!(
+                "`events` has an unknown event type `{e}`; use \"*\" or some of {}.",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(normalise(list))
+}
+
+fn parse_accounts(
+    state: &AppState,
+    scope: &AccountScope,
+    raw: Option<Vec<String>>,
+) -> Result<Vec<String>, ApiError> {
+    let list = normalise(raw.unwrap_or_else(|| vec![ALL.to_string()]));
+    if list.is_empty() {
+        return Err(ApiError::invalid_request(
+            "`accounts` needs at least one account name, or \"*\" for all.",
+        ));
+    }
+    if list == [ALL] {
+        return match scope {
+            AccountScope::All => Ok(list),
+            AccountScope::Only(_) => Err(ApiError::invalid_request(
+                "This API key sees only some accounts: name them in `accounts` instead of \"*\".",
+            )),
+        };
+    }
+    for name in &list {
+        if state.accounts.get(name).is_none() || !scope.allows(name) {
+            return Err(ApiError::invalid_request(format!(
+                "`accounts` names an unknown account `{name}`."
+            )));
+        }
+    }
+    Ok(list)
+}
+
+async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<CreateWebhook>,
+) -> Result<Response, ApiError> {
+    let url = target::parse_url(body.url.trim())
+        .map_err(|e| ApiError::invalid_request(format!("{e}.")))?;
+    let events = parse_events(body.events)?;
+    let accounts = parse_accounts(&state, &caller.scope, body.accounts)?;
+    let allow_private = state.config.webhooks.allow_private_targets;
+    // A name that does not resolve yet is accepted: every delivery checks again.
+    target::check(&url, allow_private, false)
+        .await
+        .map_err(|e| ApiError::invalid_request(format!("{e}.")))?;
+    let secret = WebhookSecret::generate();
+    let webhook = state
+        .store
+        .create_webhook(&NewWebhook {
+            url: url.to_string(),
+            events,
+            accounts,
+            secret: secret.clone(),
+        })
+        .await?;
+    crate::webhooks::announce_change();
+    tracing::info!(webhook = %webhook.id, "webhook registered");
+    let mut data = webhook_json(&webhook);
+    if let Some(obj) = data.as_object_mut() {
+        obj.insert("secret".into(), Value::String(secret.expose().to_string()));
+    }
+    let mut resp = (StatusCode::CREATED, Json(json!({ "data": data }))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/webhooks/{}", webhook.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// The webhook `id` if the caller may see it, else 404.
+async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Webhook, ApiError> {
+    match state.store.get_webhook(id).await {
+        Ok(w) if w.visible_to(&caller.scope) => Ok(w),
+        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::not_found("webhook")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn list(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(p): ApiQuery<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let page = state.store.list_webhooks(&caller.scope, &p.page()?).await?;
+    let data: Vec<Value> = page.data.iter().map(webhook_json).collect();
+    Ok(Json(
+        json!({ "data": data, "next_cursor": page.next_cursor }),
+    ))
+}
+
+async fn show(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let w = visible(&state, &caller, &id).await?;
+    Ok(Json(json!({ "data": webhook_json(&w) })))
+}
+
+async fn remove(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    visible(&state, &caller, &id).await?;
+    match state.store.delete_webhook(&id).await {
+        Ok(()) => {
+            tracing::info!(webhook = %id, "webhook deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(StoreError::NotFound) => Err(ApiError::not_found("webhook")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn deliveries(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let page = p.page()?;
+    visible(&state, &caller, &id).await?;
+    let page = state.store.list_webhook_deliveries(&id, &page).await?;
+    let data: Vec<Value> = page.data.iter().map(delivery_json).collect();
+    Ok(Json(
+        json!({ "data": data, "next_cursor": page.next_cursor }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_filters_are_checked_and_normalised() {
+        assert_eq!(parse_events(None).unwrap(), vec!["*"]);
+        assert_eq!(
+            parse_events(Some(vec!["message.created".into(), "*".into()])).unwrap(),
+            vec!["*"]
+        );
+        assert_eq!(
+            parse_events(Some(vec![
+                "message.created".into(),
+                "message.created".into()
+            ]))
+            .unwrap(),
+            vec!["message.created"]
+        );
+        assert_eq!(
+            parse_events(Some(vec!["message.deleted".into()]))
+                .unwrap_err()
+                .code,
+            "invalid_request"
+        );
+        assert!(parse_events(Some(vec![])).is_err());
+    }
+}
