@@ -3,12 +3,16 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod body;
 pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod messages;
 pub mod ratelimit;
+pub mod sends;
+pub mod session_actions;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -77,6 +81,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(accounts::router())
         .merge(sessions::router())
         .merge(messages::router())
+        .merge(sends::router())
+        .merge(session_actions::router())
         .route_layer(from_fn_with_state(state.clone(), auth::require_key));
     let mut public = Router::new().merge(health::router()).merge(docs::router());
     if state.config.server.metrics_listen.is_none() {

@@ -5,5 +5,6 @@
 mod fixtures;
 mod support;
 
+mod actions;
 mod api_read;
 mod store_suite;
