@@ -100,7 +100,10 @@ pub mod rfc3339 {
         use serde::{Deserialize, Deserializer, Serializer};
 
         /// Writes `null` or the timestamp.
-        pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match t {
                 Some(t) => super::serialize(t, s),
                 None => s.serialize_none(),
@@ -108,7 +111,9 @@ pub mod rfc3339 {
         }
 
         /// Reads `null` or any RFC 3339 offset.
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
             Option::<String>::deserialize(d)?
                 .map(|s| {
                     DateTime::parse_from_rfc3339(&s)
@@ -200,7 +205,10 @@ mod tests {
 
     #[test]
     fn rfc3339_output_is_utc_with_z() {
-        assert_eq!(to_rfc3339(utc("2026-11-21T16:04:12+08:00")), "2026-11-21T08:04:12Z");
+        assert_eq!(
+            to_rfc3339(utc("2026-11-21T16:04:12+08:00")),
+            "2026-11-21T08:04:12Z"
+        );
         assert_eq!(
             to_rfc3339(utc("2026-11-21T08:04:12.250Z")),
             "2026-11-21T08:04:12.250Z"

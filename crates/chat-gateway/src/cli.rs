@@ -72,6 +72,12 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Exit 0 when a URL answers 2xx (container health checks need no curl).
+    Probe {
+        /// What to ask.
+        #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+    },
     /// API key utilities.
     Key {
         /// What to do with keys.
@@ -90,7 +96,9 @@ pub enum KeyCommand {
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -102,7 +110,11 @@ fn config_failure(e: &ConfigError) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn load(config: Option<&std::path::Path>, listen: Option<String>, database_url: Option<String>) -> Result<Config, ConfigError> {
+fn load(
+    config: Option<&std::path::Path>,
+    listen: Option<String>,
+    database_url: Option<String>,
+) -> Result<Config, ConfigError> {
     let mut c = Config::load(config)?;
     if let Some(l) = listen {
         c.server.listen = l;
@@ -126,6 +138,17 @@ pub async fn run(cli: Cli) -> ExitCode {
             println!("sha256: {hash}");
             ExitCode::SUCCESS
         }
+        Command::Probe { url } => match probe(&url).await {
+            Ok(status) if (200..300).contains(&status) => ExitCode::SUCCESS,
+            Ok(status) => {
+                eprintln!("{url}: HTTP {status}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("{url}: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::CheckConfig { config } => match Config::load(Some(&config)) {
             Ok(c) => match crate::providers::Accounts::build(&c) {
                 Ok(_) => {
@@ -173,7 +196,13 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return config_failure(&e),
             };
-            serve(c, RunOptions { migrate: !no_migrate }).await
+            serve(
+                c,
+                RunOptions {
+                    migrate: !no_migrate,
+                },
+            )
+            .await
         }
         Command::Demo {
             listen,
@@ -205,4 +234,32 @@ async fn serve(c: Config, options: RunOptions) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One plain-HTTP GET; returns the status code.
+async fn probe(url: &str) -> anyhow::Result<u16> {
+    use anyhow::Context as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let u = url::Url::parse(url).context("not a URL")?;
+    anyhow::ensure!(u.scheme() == "http", "only http:// URLs can be probed");
+    let host = u.host_str().context("URL has no host")?;
+    let port = u.port_or_known_default().unwrap_or(80);
+    let connect = tokio::net::TcpStream::connect((host, port));
+    let mut stream = tokio::time::timeout(std::time::Duration::from_secs(3), connect)
+        .await
+        .context("connect timed out")??;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+        &u[url::Position::BeforePath..]
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = [0u8; 32];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(3), stream.read(&mut head))
+        .await
+        .context("no answer in time")??;
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("not an HTTP answer")
 }

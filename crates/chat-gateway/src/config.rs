@@ -59,9 +59,9 @@ impl SecretSource {
     fn resolve(&self, key: &str) -> Result<Secret, ConfigError> {
         match self {
             SecretSource::Inline(s) => Ok(s.clone()),
-            SecretSource::Env { env } => std::env::var(env)
-                .map(Secret::new)
-                .map_err(|_| ConfigError::new(key, format!("environment variable {env} is not set"))),
+            SecretSource::Env { env } => std::env::var(env).map(Secret::new).map_err(|_| {
+                ConfigError::new(key, format!("environment variable {env} is not set"))
+            }),
         }
     }
 }
@@ -414,13 +414,19 @@ impl Config {
             key: key.to_string(),
             problem,
         };
-        self.server
-            .listen
-            .parse::<SocketAddr>()
-            .map_err(|_| err("server.listen", format!("`{}` is not an IP:port address", self.server.listen)))?;
+        self.server.listen.parse::<SocketAddr>().map_err(|_| {
+            err(
+                "server.listen",
+                format!("`{}` is not an IP:port address", self.server.listen),
+            )
+        })?;
         if let Some(m) = &self.server.metrics_listen {
-            m.parse::<SocketAddr>()
-                .map_err(|_| err("server.metrics_listen", format!("`{m}` is not an IP:port address")))?;
+            m.parse::<SocketAddr>().map_err(|_| {
+                err(
+                    "server.metrics_listen",
+                    format!("`{m}` is not an IP:port address"),
+                )
+            })?;
         }
         if crate::store::Backend::from_url(&self.database.url).is_none() {
             return Err(err(
@@ -429,7 +435,10 @@ impl Config {
             ));
         }
         if self.server.events_retention_days == 0 {
-            return Err(err("server.events_retention_days", "must be at least 1".into()));
+            return Err(err(
+                "server.events_retention_days",
+                "must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -445,7 +454,9 @@ fn validate_key(i: usize, k: &ApiKeyConfig) -> Result<ApiKey, ConfigError> {
     let bytes = hex::decode(k.sha256.trim())
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| ConfigError::new(key("sha256"), "must be 64 hex digits (sha256 of the key)"))?;
+        .ok_or_else(|| {
+            ConfigError::new(key("sha256"), "must be 64 hex digits (sha256 of the key)")
+        })?;
     for s in &k.scopes {
         if !matches!(s.as_str(), "read" | "write" | "admin") {
             return Err(ConfigError::new(
@@ -484,7 +495,12 @@ fn validate_account(i: usize, a: &RawAccount) -> Result<AccountConfig, ConfigErr
     let base_url = url::Url::parse(&a.base_url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or_else(|| ConfigError::new(key("base_url"), format!("`{}` is not an http(s) URL", a.base_url)))?;
+        .ok_or_else(|| {
+            ConfigError::new(
+                key("base_url"),
+                format!("`{}` is not an http(s) URL", a.base_url),
+            )
+        })?;
     let timezone = match &a.timezone {
         Some(tz) => parse_zone(tz).map_err(|e| ConfigError::new(key("timezone"), e.to_string()))?,
         None => chrono_tz::Asia::Shanghai,
@@ -521,7 +537,9 @@ fn validate_account(i: usize, a: &RawAccount) -> Result<AccountConfig, ConfigErr
     }
     let required = |field: &str, v: &Option<SecretSource>| -> Result<Secret, ConfigError> {
         v.as_ref()
-            .ok_or_else(|| ConfigError::new(key(field), format!("required for provider {}", a.provider)))?
+            .ok_or_else(|| {
+                ConfigError::new(key(field), format!("required for provider {}", a.provider))
+            })?
             .resolve(&key(field))
     };
     let settings = match a.provider.as_str() {
@@ -541,10 +559,9 @@ fn validate_account(i: usize, a: &RawAccount) -> Result<AccountConfig, ConfigErr
         "ccmessaging" => ProviderSettings::Ccmessaging {
             app_key: required("app_key", &a.app_key)?,
             app_secret: required("app_secret", &a.app_secret)?,
-            channel_id: a
-                .channel_id
-                .clone()
-                .ok_or_else(|| ConfigError::new(key("channel_id"), "required for provider ccmessaging"))?,
+            channel_id: a.channel_id.clone().ok_or_else(|| {
+                ConfigError::new(key("channel_id"), "required for provider ccmessaging")
+            })?,
             channel: a.channel.clone().unwrap_or_else(|| "WEB".into()),
             locale: a.locale.clone().unwrap_or_else(|| "zh".into()),
             customers: a.customers.clone().unwrap_or_default(),
@@ -554,10 +571,21 @@ fn validate_account(i: usize, a: &RawAccount) -> Result<AccountConfig, ConfigErr
                 .email
                 .clone()
                 .ok_or_else(|| ConfigError::new(key("email"), "required for provider kchat"))?;
-            let api_token = a.api_token.as_ref().map(|s| s.resolve(&key("api_token"))).transpose()?;
-            let password = a.password.as_ref().map(|s| s.resolve(&key("password"))).transpose()?;
+            let api_token = a
+                .api_token
+                .as_ref()
+                .map(|s| s.resolve(&key("api_token")))
+                .transpose()?;
+            let password = a
+                .password
+                .as_ref()
+                .map(|s| s.resolve(&key("password")))
+                .transpose()?;
             if api_token.is_none() && password.is_none() {
-                return Err(ConfigError::new(key("api_token"), "kchat needs api_token or password"));
+                return Err(ConfigError::new(
+                    key("api_token"),
+                    "kchat needs api_token or password",
+                ));
             }
             ProviderSettings::Kchat {
                 email,
@@ -568,7 +596,10 @@ fn validate_account(i: usize, a: &RawAccount) -> Result<AccountConfig, ConfigErr
         other => {
             return Err(ConfigError::new(
                 key("provider"),
-                format!("unknown provider `{other}` (one of {})", PROVIDERS.join(", ")),
+                format!(
+                    "unknown provider `{other}` (one of {})",
+                    PROVIDERS.join(", ")
+                ),
             ))
         }
     };
@@ -587,9 +618,11 @@ fn validate_account(i: usize, a: &RawAccount) -> Result<AccountConfig, ConfigErr
         base_url,
         timezone,
         request_timeout_secs: a.request_timeout_secs.unwrap_or(10),
-        poll_interval_secs: a
-            .poll_interval_secs
-            .unwrap_or(if a.provider == "kchat" { 30 } else { 10 }),
+        poll_interval_secs: a.poll_interval_secs.unwrap_or(if a.provider == "kchat" {
+            30
+        } else {
+            10
+        }),
         initial_sync_days: a.initial_sync_days.unwrap_or(7),
         settings,
     })
@@ -662,12 +695,26 @@ poll_interval_secs = 30
         assert_eq!(c.api_keys[0].scopes, ["read", "write"]);
         assert_eq!(c.api_keys[0].accounts, None);
         match &c.accounts[1].settings {
-            ProviderSettings::Ccmessaging { app_secret, .. } => assert_eq!(app_secret.expose(), "s3cret"),
+            ProviderSettings::Ccmessaging { app_secret, .. } => {
+                assert_eq!(app_secret.expose(), "s3cret")
+            }
             other => panic!("{other:?}"),
         }
         // Secrets never print.
         assert!(!format!("{c:?}").contains("s3cret"));
         assert!(!format!("{c:?}").contains("Token abc"));
+    }
+
+    #[test]
+    fn the_shipped_example_and_compose_configs_parse() {
+        for var in ["SPARK_TOKEN", "CC_APP_KEY", "CC_APP_SECRET", "KF5_TOKEN"] {
+            std::env::set_var(var, "x");
+        }
+        let example = Config::parse(include_str!("../../../chat-gateway.example.toml")).unwrap();
+        assert_eq!(example.accounts.len(), 3);
+        assert_eq!(example.api_keys.len(), 2);
+        let compose = Config::parse(include_str!("../../../deploy/compose-gateway.toml")).unwrap();
+        assert_eq!(compose.accounts.len(), 3);
     }
 
     fn problem(text: &str) -> ConfigError {
@@ -683,7 +730,10 @@ poll_interval_secs = 30
         let acc = |extra: &str| {
             format!("[[accounts]]\nname = \"a\"\nprovider = \"kchat\"\nbase_url = \"http://x\"\nemail = \"e\"\napi_token = \"t\"\n{extra}")
         };
-        assert_eq!(problem(&acc("timezone = \"Mars/Base\"")).key, "accounts[0].timezone");
+        assert_eq!(
+            problem(&acc("timezone = \"Mars/Base\"")).key,
+            "accounts[0].timezone"
+        );
         assert_eq!(problem(&acc("app_key = \"k\"")).key, "accounts[0].app_key");
         let dup = format!("{}\n{}", acc(""), acc(""));
         let e = problem(&dup);
@@ -691,7 +741,8 @@ poll_interval_secs = 30
         assert!(e.problem.contains("duplicate"));
         let e = problem("[[accounts]]\nname = \"a\"\nprovider = \"kchat\"\nbase_url = \"not a url\"\nemail = \"e\"\napi_token = \"t\"\n");
         assert_eq!(e.key, "accounts[0].base_url");
-        let e = problem("[[accounts]]\nname = \"a\"\nprovider = \"icq\"\nbase_url = \"http://x\"\n");
+        let e =
+            problem("[[accounts]]\nname = \"a\"\nprovider = \"icq\"\nbase_url = \"http://x\"\n");
         assert_eq!(e.key, "accounts[0].provider");
         let e = problem("[[api_keys]]\nname = \"k\"\nsha256 = \"abc\"\nscopes = [\"read\"]\n");
         assert_eq!(e.key, "api_keys[0].sha256");

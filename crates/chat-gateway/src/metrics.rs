@@ -45,6 +45,15 @@ pub struct ProviderErrorLabels {
     pub kind: String,
 }
 
+/// Labels of a worker state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncStateLabels {
+    /// Account name.
+    pub account: String,
+    /// `idle`, `running`, `backoff` or `error`.
+    pub state: String,
+}
+
 /// Every metric the gateway exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -63,6 +72,8 @@ pub struct Metrics {
     pub provider_errors: Family<ProviderErrorLabels, Counter>,
     /// Long polls and SSE streams currently waiting on the feed.
     pub feed_waiters: Gauge,
+    /// 1 for each account's current worker state, 0 for the others.
+    pub sync_state: Family<SyncStateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -80,19 +91,52 @@ impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::with_prefix("chatgw");
         let http_requests = Family::<HttpLabels, Counter>::default();
-        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let messages_ingested = Family::<AccountLabels, Counter>::default();
         let sync_lag = Family::<AccountLabels, Gauge>::default();
-        let provider_duration = Family::<AccountLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let provider_duration = Family::<AccountLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let provider_errors = Family::<ProviderErrorLabels, Counter>::default();
         let feed_waiters = Gauge::default();
-        r.register("http_requests", "HTTP requests served", http_requests.clone());
-        r.register("http_request_duration_seconds", "HTTP request latency", http_duration.clone());
-        r.register("messages_ingested", "Messages stored for the first time", messages_ingested.clone());
-        r.register("sync_lag_seconds", "How far stored data trails the provider", sync_lag.clone());
-        r.register("provider_call_duration_seconds", "Provider call latency", provider_duration.clone());
-        r.register("provider_errors", "Provider call failures by kind", provider_errors.clone());
-        r.register("feed_waiters", "Long polls and SSE streams waiting on the event feed", feed_waiters.clone());
+        let sync_state = Family::<SyncStateLabels, Gauge>::default();
+        r.register(
+            "http_requests",
+            "HTTP requests served",
+            http_requests.clone(),
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            http_duration.clone(),
+        );
+        r.register(
+            "messages_ingested",
+            "Messages stored for the first time",
+            messages_ingested.clone(),
+        );
+        r.register(
+            "sync_lag_seconds",
+            "How far stored data trails the provider",
+            sync_lag.clone(),
+        );
+        r.register(
+            "provider_call_duration_seconds",
+            "Provider call latency",
+            provider_duration.clone(),
+        );
+        r.register(
+            "provider_errors",
+            "Provider call failures by kind",
+            provider_errors.clone(),
+        );
+        r.register(
+            "feed_waiters",
+            "Long polls and SSE streams waiting on the event feed",
+            feed_waiters.clone(),
+        );
         Metrics {
             registry: Mutex::new(r),
             http_requests,
@@ -102,6 +146,19 @@ impl Metrics {
             provider_duration,
             provider_errors,
             feed_waiters,
+            sync_state,
+        }
+    }
+
+    /// Marks `state` as the account's current worker state.
+    pub fn set_sync_state(&self, account: &str, state: &str) {
+        for s in ["idle", "running", "backoff", "error"] {
+            self.sync_state
+                .get_or_create(&SyncStateLabels {
+                    account: account.to_string(),
+                    state: s.to_string(),
+                })
+                .set(i64::from(s == state));
         }
     }
 

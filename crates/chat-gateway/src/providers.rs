@@ -127,7 +127,12 @@ fn build_provider(a: &AccountConfig) -> Result<Arc<dyn Provider>, String> {
                 (None, Some(pw)) => provider_kchat::KchatCredential::Password(pw.clone()),
                 (None, None) => return Err("kchat needs api_token or password".into()),
             };
-            let mut c = provider_kchat::KchatConfig::new(a.base_url.clone(), email.clone(), credential, a.timezone);
+            let mut c = provider_kchat::KchatConfig::new(
+                a.base_url.clone(),
+                email.clone(),
+                credential,
+                a.timezone,
+            );
             c.request_timeout = request_timeout;
             Ok(Arc::new(
                 provider_kchat::KchatProvider::new(c).map_err(|e| e.to_string())?,

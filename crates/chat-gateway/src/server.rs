@@ -71,16 +71,32 @@ pub async fn run(
     check_exposure(&config, addr)?;
     let store = open_store(&config, options.migrate).await?;
     let accounts = Arc::new(Accounts::build(&config)?);
+    let accounts_for_state = accounts.clone();
     let metrics = Arc::new(Metrics::new());
     let config = Arc::new(config);
     let state = Arc::new(AppState::new(
         config.clone(),
         store.clone() as Arc<dyn Store>,
-        accounts.clone(),
+        accounts_for_state,
         metrics.clone(),
         shutdown.clone(),
     ));
-    let mut tasks = tokio::task::JoinSet::new();
+    let sync_ctx = crate::sync::SyncContext {
+        store: store.clone() as Arc<dyn Store>,
+        metrics: metrics.clone(),
+        // The pid tells operators (and tests) which process holds a lease.
+        owner: format!(
+            "pid{}-{}",
+            std::process::id(),
+            crate::ids::new_id("replica")
+        ),
+    };
+    let mut tasks = crate::sync::spawn_all(sync_ctx, &accounts, &shutdown);
+    tasks.spawn(retention(
+        store.clone() as Arc<dyn Store>,
+        config.server.events_retention_days,
+        shutdown.clone(),
+    ));
     if config.outbox.enabled {
         let dispatcher = crate::outbox::spawn(
             store.clone() as Arc<dyn Store>,
@@ -114,7 +130,8 @@ pub async fn run(
         });
     }
     tracing::info!(%addr, database = store.backend().as_str(), "chat-gateway listening");
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let serving = tokio::spawn(async move { server.await });
     shutdown.cancelled().await;
     tracing::info!("shutting down");
@@ -133,15 +150,16 @@ pub fn cancel_on_signals(token: CancellationToken) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot watch SIGTERM");
-                    let _ = ctrl_c.await;
-                    token.cancel();
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot watch SIGTERM");
+                        let _ = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => {},
                 _ = term.recv() => {},
@@ -153,4 +171,20 @@ pub fn cancel_on_signals(token: CancellationToken) {
         }
         token.cancel();
     });
+}
+
+/// Deletes events past the retention window, hourly.
+async fn retention(store: Arc<dyn Store>, days: u64, shutdown: CancellationToken) {
+    loop {
+        let cutoff = chrono::Utc::now() - chrono::Duration::days(days as i64);
+        match store.prune_events(cutoff.timestamp_micros()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "pruned events past retention"),
+            Err(e) => tracing::warn!(error = %e, "event retention failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }

@@ -75,7 +75,11 @@ impl Auth {
     /// Indexes `keys`; with none, every request is let through (the server
     /// refuses to start on a non-loopback address in that case).
     pub fn new(keys: Vec<ApiKey>) -> Self {
-        let by_hash = keys.iter().enumerate().map(|(i, k)| (k.sha256, i)).collect();
+        let by_hash = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.sha256, i))
+            .collect();
         Auth { keys, by_hash }
     }
 
@@ -144,7 +148,11 @@ pub fn generate_key() -> (String, String) {
 }
 
 /// Middleware: authenticate, authorise, rate-limit, then run the handler.
-pub async fn require_key(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_key(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let needed = Scope::required(req.method(), req.uri().path());
     let header = req
         .headers()
@@ -179,23 +187,50 @@ mod tests {
     #[test]
     fn keys_are_checked_by_hash_and_scope() {
         let (a, key) = auth();
-        let ok = a.check(Some(&format!("Bearer {key}")), Scope::Read).unwrap();
+        let ok = a
+            .check(Some(&format!("Bearer {key}")), Scope::Read)
+            .unwrap();
         assert_eq!(ok.key_name.as_deref(), Some("reader"));
         assert_eq!(ok.scope, AccountScope::Only(vec!["kf5".into()]));
-        assert_eq!(a.check(Some(&format!("Bearer {key}")), Scope::Write).unwrap_err().code, "forbidden");
+        assert_eq!(
+            a.check(Some(&format!("Bearer {key}")), Scope::Write)
+                .unwrap_err()
+                .code,
+            "forbidden"
+        );
         assert_eq!(a.check(None, Scope::Read).unwrap_err().code, "unauthorized");
-        assert_eq!(a.check(Some("Bearer nope"), Scope::Read).unwrap_err().code, "unauthorized");
-        assert_eq!(a.check(Some(&format!("Basic {key}")), Scope::Read).unwrap_err().code, "unauthorized");
-        assert_eq!(a.check(Some("Bearer "), Scope::Read).unwrap_err().code, "unauthorized");
+        assert_eq!(
+            a.check(Some("Bearer nope"), Scope::Read).unwrap_err().code,
+            "unauthorized"
+        );
+        assert_eq!(
+            a.check(Some(&format!("Basic {key}")), Scope::Read)
+                .unwrap_err()
+                .code,
+            "unauthorized"
+        );
+        assert_eq!(
+            a.check(Some("Bearer "), Scope::Read).unwrap_err().code,
+            "unauthorized"
+        );
     }
 
     #[test]
     fn scopes_follow_method_and_resource() {
         assert_eq!(Scope::required(&Method::GET, "/v1/sessions"), Scope::Read);
-        assert_eq!(Scope::required(&Method::POST, "/v1/sessions/x/close"), Scope::Write);
+        assert_eq!(
+            Scope::required(&Method::POST, "/v1/sessions/x/close"),
+            Scope::Write
+        );
         assert_eq!(Scope::required(&Method::POST, "/v1/messages"), Scope::Write);
-        assert_eq!(Scope::required(&Method::POST, "/v1/accounts/a/sync"), Scope::Admin);
+        assert_eq!(
+            Scope::required(&Method::POST, "/v1/accounts/a/sync"),
+            Scope::Admin
+        );
         assert_eq!(Scope::required(&Method::GET, "/v1/webhooks"), Scope::Admin);
-        assert_eq!(Scope::required(&Method::DELETE, "/v1/webhooks/w"), Scope::Admin);
+        assert_eq!(
+            Scope::required(&Method::DELETE, "/v1/webhooks/w"),
+            Scope::Admin
+        );
     }
 }

@@ -61,7 +61,11 @@ impl ApiError {
 
     /// 404: no such object (or not visible to this key).
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("No such {what}."))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No such {what}."),
+        )
     }
 
     /// 409: the action does not fit the object's state.
@@ -105,6 +109,7 @@ impl From<StoreError> for ApiError {
                 ApiError::unavailable("The database is not answering; try again shortly.")
                     .with_retry_after(1)
             }
+            StoreError::LeaseLost => ApiError::unavailable("Sync ownership moved; try again."),
             StoreError::Corrupt(m) => {
                 tracing::error!(problem = %m, "unreadable stored value");
                 ApiError::internal()

@@ -40,13 +40,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(j) => Ok(ApiJson(j.0)),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
                 Err(payload_too_large())
             }
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::invalid_request(
                 "Send the body as JSON with `Content-Type: application/json`.",
             )),
-            Err(e) => Err(ApiError::invalid_request(format!("Bad JSON body: {}", e.body_text()))),
+            Err(e) => Err(ApiError::invalid_request(format!(
+                "Bad JSON body: {}",
+                e.body_text()
+            ))),
         }
     }
 }
@@ -94,7 +99,9 @@ pub fn parse_order(raw: Option<&str>, default: Order) -> Result<Order, ApiError>
         None => Ok(default),
         Some("asc") => Ok(Order::Asc),
         Some("desc") => Ok(Order::Desc),
-        Some(_) => Err(ApiError::invalid_request("`order` must be `asc` or `desc`.")),
+        Some(_) => Err(ApiError::invalid_request(
+            "`order` must be `asc` or `desc`.",
+        )),
     }
 }
 
@@ -119,11 +126,14 @@ pub fn parse_include(raw: Option<&str>) -> Result<bool, ApiError> {
 }
 
 /// Parses an enum-valued parameter through its serde names.
-pub fn parse_enum<T: DeserializeOwned>(name: &str, raw: Option<&str>, allowed: &str) -> Result<Option<T>, ApiError> {
+pub fn parse_enum<T: DeserializeOwned>(
+    name: &str,
+    raw: Option<&str>,
+    allowed: &str,
+) -> Result<Option<T>, ApiError> {
     raw.map(|s| {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
-            ApiError::invalid_request(format!("`{name}` must be one of {allowed}."))
-        })
+        serde_json::from_value(serde_json::Value::String(s.to_string()))
+            .map_err(|_| ApiError::invalid_request(format!("`{name}` must be one of {allowed}.")))
     })
     .transpose()
 }
@@ -137,13 +147,18 @@ mod tests {
         assert_eq!(parse_limit(None, 50, 500).unwrap(), 50);
         assert_eq!(parse_limit(Some("500"), 50, 500).unwrap(), 500);
         for bad in ["0", "501", "-1", "ten", "", "1.5"] {
-            assert_eq!(parse_limit(Some(bad), 50, 500).unwrap_err().code, "invalid_request");
+            assert_eq!(
+                parse_limit(Some(bad), 50, 500).unwrap_err().code,
+                "invalid_request"
+            );
         }
     }
 
     #[test]
     fn times_accept_any_offset_and_refuse_the_rest() {
-        let t = parse_time("x", Some("2026-11-21T16:04:12+08:00")).unwrap().unwrap();
+        let t = parse_time("x", Some("2026-11-21T16:04:12+08:00"))
+            .unwrap()
+            .unwrap();
         assert_eq!(chat_core::time::to_rfc3339(t), "2026-11-21T08:04:12Z");
         assert!(parse_time("x", Some("2026-11-21")).is_err());
         assert!(parse_time("x", Some("yesterday")).is_err());

@@ -45,7 +45,10 @@ pub struct MessageParams {
 }
 
 /// Validates message parameters into a filter and a page request.
-pub fn message_filter(scope: AccountScope, p: MessageParams) -> Result<(MessageFilter, PageRequest), ApiError> {
+pub fn message_filter(
+    scope: AccountScope,
+    p: MessageParams,
+) -> Result<(MessageFilter, PageRequest), ApiError> {
     let filter = MessageFilter {
         scope,
         account: p.account,
@@ -57,7 +60,11 @@ pub fn message_filter(scope: AccountScope, p: MessageParams) -> Result<(MessageF
             p.kind.as_deref(),
             "text, image, audio, video, file, card, location, event",
         )?,
-        direction: parse_enum::<Direction>("direction", p.direction.as_deref(), "inbound, outbound")?,
+        direction: parse_enum::<Direction>(
+            "direction",
+            p.direction.as_deref(),
+            "inbound, outbound",
+        )?,
         external_id: p.external_id,
         sent_after: parse_time("sent_after", p.sent_after.as_deref())?,
         sent_before: parse_time("sent_before", p.sent_before.as_deref())?,
@@ -66,7 +73,9 @@ pub fn message_filter(scope: AccountScope, p: MessageParams) -> Result<(MessageF
                 return Err(ApiError::invalid_request("`q` must not be empty."))
             }
             Some(q) if q.chars().count() > 200 => {
-                return Err(ApiError::invalid_request("`q` is limited to 200 characters."))
+                return Err(ApiError::invalid_request(
+                    "`q` is limited to 200 characters.",
+                ))
             }
             other => other,
         },

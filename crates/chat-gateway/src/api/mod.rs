@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod docs;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Cancelled on SIGTERM/SIGINT: held polls answer, streams end.
     pub shutdown: CancellationToken,
+    /// Accounts with a backfill running in this process.
+    pub backfills: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl AppState {
@@ -70,6 +73,7 @@ impl AppState {
             metrics,
             config,
             shutdown,
+            backfills: Default::default(),
         }
     }
 }
@@ -83,6 +87,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(messages::router())
         .merge(sends::router())
         .merge(session_actions::router())
+        .merge(events::router())
         .route_layer(from_fn_with_state(state.clone(), auth::require_key));
     let mut public = Router::new().merge(health::router()).merge(docs::router());
     if state.config.server.metrics_listen.is_none() {
@@ -117,7 +122,10 @@ async fn request_id(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let mut resp = REQUEST_ID
-        .scope(id.clone(), tracing::Instrument::instrument(next.run(req), span))
+        .scope(
+            id.clone(),
+            tracing::Instrument::instrument(next.run(req), span),
+        )
         .await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -141,8 +149,10 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     } else {
         match tokio::time::timeout(budget, next.run(req)).await {
             Ok(r) => r,
-            Err(_) => ApiError::unavailable("The request took longer than the server's time budget.")
-                .into_response(),
+            Err(_) => {
+                ApiError::unavailable("The request took longer than the server's time budget.")
+                    .into_response()
+            }
         }
     };
     state

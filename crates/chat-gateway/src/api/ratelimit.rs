@@ -76,7 +76,13 @@ mod tests {
 
     #[test]
     fn burst_then_refusal_with_retry_after() {
-        let l = Limiter::new([Some(RateLimit { per_second: 0.5, burst: 3 }), None]);
+        let l = Limiter::new([
+            Some(RateLimit {
+                per_second: 0.5,
+                burst: 3,
+            }),
+            None,
+        ]);
         for _ in 0..3 {
             l.check(0).unwrap();
         }

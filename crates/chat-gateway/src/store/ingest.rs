@@ -8,8 +8,8 @@
 //! lock (see [`super::postgres`]) held only for the final inserts and commit.
 
 use chat_core::{
-    EventType, MessageKind, Participant, ProviderMessage, ProviderSession, Role, Session, SessionChange,
-    SessionStatus,
+    EventType, MessageKind, Participant, ProviderMessage, ProviderSession, Role, Session,
+    SessionChange, SessionStatus,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{Any, Row, Transaction};
@@ -49,6 +49,7 @@ pub(super) async fn run(
     account: &AccountRef,
     changes: &[SessionChange],
     checkpoint: Option<&str>,
+    lease_owner: Option<&str>,
 ) -> StoreResult<IngestSummary> {
     let _guard = store.write_guard().await;
     let mut tx = store.pool.begin().await?;
@@ -57,13 +58,22 @@ pub(super) async fn run(
     let mut events = Vec::new();
     let mut cache: HashMap<String, SessionRow> = HashMap::new();
     for change in changes {
-        apply_change(&mut tx, account, change, now, &mut cache, &mut events, &mut summary).await?;
+        apply_change(
+            &mut tx,
+            account,
+            change,
+            now,
+            &mut cache,
+            &mut events,
+            &mut summary,
+        )
+        .await?;
     }
     for row in cache.values() {
         write_session(&mut tx, row).await?;
     }
     if let Some(cursor) = checkpoint {
-        save_checkpoint(&mut tx, account, cursor, now).await?;
+        save_checkpoint(&mut tx, account, cursor, lease_owner, now).await?;
     }
     let last_seq = insert_events(&mut tx, store.backend, account, now, &events).await?;
     summary.events = events.len() as u64;
@@ -79,9 +89,8 @@ async fn load_session(
     account: &str,
     external_id: &str,
 ) -> StoreResult<Option<SessionRow>> {
-    let sql = format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE account = $1 AND external_id = $2"
-    );
+    let sql =
+        format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE account = $1 AND external_id = $2");
     let row = sqlx::query(&sql)
         .bind(account)
         .bind(external_id)
@@ -114,7 +123,12 @@ fn set_if_some<T: PartialEq + Clone>(dst: &mut Option<T>, src: &Option<T>) -> bo
     }
 }
 
-fn new_session_row(account: &AccountRef, p: &ProviderSession, messages: &[ProviderMessage], now: DateTime<Utc>) -> SessionRow {
+fn new_session_row(
+    account: &AccountRef,
+    p: &ProviderSession,
+    messages: &[ProviderMessage],
+    now: DateTime<Utc>,
+) -> SessionRow {
     let first_sent = messages.iter().map(|m| m.sent_at).min();
     let created_at = match (p.created_at, first_sent) {
         (Some(a), Some(b)) => a.min(b),
@@ -188,9 +202,8 @@ fn merge_session(row: &mut SessionRow, p: &ProviderSession, now: DateTime<Utc>) 
     }
     if let Some(agent) = p.agent.as_ref().filter(|a| !a.is_empty()) {
         let previous = s.agent.as_ref().and_then(|a| a.external_id.clone());
-        let is_new_agent = agent.external_id.is_some()
-            && previous.is_some()
-            && agent.external_id != previous;
+        let is_new_agent =
+            agent.external_id.is_some() && previous.is_some() && agent.external_id != previous;
         let mut current = s.agent.clone().unwrap_or_default();
         if merge_participant(&mut current, agent) {
             s.agent = Some(current);
@@ -271,7 +284,9 @@ async fn apply_change(
         }
     }
     let Some(row) = cache.get_mut(&p.external_id) else {
-        return Err(StoreError::Corrupt("session vanished from the batch cache".into()));
+        return Err(StoreError::Corrupt(
+            "session vanished from the batch cache".into(),
+        ));
     };
     if before.is_empty() {
         let m = merge_session(row, p, now);
@@ -308,7 +323,10 @@ async fn apply_change(
     Ok(())
 }
 
-pub(crate) async fn insert_session(tx: &mut Transaction<'_, Any>, row: &SessionRow) -> StoreResult<i64> {
+pub(crate) async fn insert_session(
+    tx: &mut Transaction<'_, Any>,
+    row: &SessionRow,
+) -> StoreResult<i64> {
     let s = &row.session;
     let agent = s.agent.clone().unwrap_or_default();
     let pk: i64 = sqlx::query(
@@ -350,7 +368,10 @@ pub(crate) async fn insert_session(tx: &mut Transaction<'_, Any>, row: &SessionR
 }
 
 /// Writes back every column ingest may change.
-pub(crate) async fn write_session(tx: &mut Transaction<'_, Any>, row: &SessionRow) -> StoreResult<()> {
+pub(crate) async fn write_session(
+    tx: &mut Transaction<'_, Any>,
+    row: &SessionRow,
+) -> StoreResult<()> {
     let s = &row.session;
     let agent = s.agent.clone().unwrap_or_default();
     sqlx::query(
@@ -391,7 +412,13 @@ pub(crate) async fn write_session(tx: &mut Transaction<'_, Any>, row: &SessionRo
 ///
 /// Only an agent's real reply ends first-response timing: typing and read
 /// receipts an agent triggers are events, not responses.
-pub(crate) fn count_message(row: &mut SessionRow, role: Role, kind: MessageKind, sent_at: DateTime<Utc>, now: DateTime<Utc>) {
+pub(crate) fn count_message(
+    row: &mut SessionRow,
+    role: Role,
+    kind: MessageKind,
+    sent_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) {
     let s = &mut row.session;
     s.message_count += 1;
     s.last_message_at = Some(s.last_message_at.map_or(sent_at, |t| t.max(sent_at)));
@@ -486,8 +513,28 @@ async fn save_checkpoint(
     tx: &mut Transaction<'_, Any>,
     account: &AccountRef,
     cursor: &str,
+    lease_owner: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
+    if let Some(owner) = lease_owner {
+        // Fenced: only the current lease holder moves the cursor.
+        let done = sqlx::query(
+            "UPDATE sync_state SET cursor = $1, updated_at = $2 \
+             WHERE account = $3 AND lease_owner = $4 AND lease_until >= $5",
+        )
+        .bind(cursor)
+        .bind(to_micros(now))
+        .bind(&account.name)
+        .bind(owner)
+        .bind(to_micros(now))
+        .execute(&mut **tx)
+        .await?;
+        return if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost)
+        };
+    }
     sqlx::query(
         "INSERT INTO sync_state (account, provider, cursor, updated_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (account) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",

@@ -41,6 +41,9 @@ pub enum StoreError {
     /// The database did not answer or failed (API: 503).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The account's sync lease moved to another replica.
+    #[error("sync lease lost")]
+    LeaseLost,
     /// A stored value could not be read back (a bug or a hand-edited row).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -67,7 +70,58 @@ pub trait Store: ActionStore + Send + Sync + std::fmt::Debug {
         account: &AccountRef,
         changes: &[SessionChange],
         checkpoint: Option<&str>,
+    ) -> StoreResult<IngestSummary> {
+        self.ingest_as(account, changes, checkpoint, None).await
+    }
+
+    /// [`Store::ingest`] by the holder of the account's sync lease: the
+    /// checkpoint is written only while `lease_owner` still holds the lease,
+    /// else nothing is committed and [`StoreError::LeaseLost`] is returned,
+    /// so a replica that lost its lease can never move the cursor back.
+    async fn ingest_as(
+        &self,
+        account: &AccountRef,
+        changes: &[SessionChange],
+        checkpoint: Option<&str>,
+        lease_owner: Option<&str>,
     ) -> StoreResult<IngestSummary>;
+
+    /// Takes or renews the account's sync lease for `ttl`; true when
+    /// `owner` holds it afterwards.
+    async fn acquire_lease(
+        &self,
+        account: &AccountRef,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool>;
+
+    /// Gives the lease up (clean shutdown), so another replica takes over at once.
+    async fn release_lease(&self, account: &str, owner: &str) -> StoreResult<()>;
+
+    /// Stored fingerprint and status of the given sessions, for pollers that
+    /// fetch details only when a summary changed.
+    async fn session_digests(
+        &self,
+        account: &str,
+        external_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, (Option<String>, chat_core::SessionStatus)>>;
+
+    /// Provider ids of the account's open sessions (pollers re-read them
+    /// however old they are).
+    async fn open_session_ids(&self, account: &str) -> StoreResult<Vec<String>>;
+
+    /// `sent_at` of the newest stored message of a customer in an account.
+    async fn newest_message_at(
+        &self,
+        account: &str,
+        customer_id: &str,
+    ) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>>;
+
+    /// Adds customers (from a backfill) to the account's synced set.
+    async fn add_customers(&self, account: &AccountRef, customers: &[String]) -> StoreResult<()>;
+
+    /// Records backfill progress (kept apart from the worker's own status).
+    async fn put_backfill(&self, account: &str, backfill: Option<&Backfill>) -> StoreResult<()>;
 
     /// One session by gateway id.
     async fn get_session(&self, id: &str, scope: &AccountScope) -> StoreResult<Session>;
@@ -76,13 +130,21 @@ pub trait Store: ActionStore + Send + Sync + std::fmt::Debug {
     async fn find_session(&self, account: &str, external_id: &str) -> StoreResult<Option<Session>>;
 
     /// A keyset page of sessions.
-    async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> StoreResult<Page<Session>>;
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Session>>;
 
     /// One message by gateway id.
     async fn get_message(&self, id: &str, scope: &AccountScope) -> StoreResult<Message>;
 
     /// A keyset page of messages.
-    async fn list_messages(&self, filter: &MessageFilter, page: &PageRequest) -> StoreResult<Page<Message>>;
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Message>>;
 
     /// Events with `seq > after`, oldest first, at most `limit`.
     async fn read_events(&self, query: &EventQuery) -> StoreResult<Vec<Event>>;

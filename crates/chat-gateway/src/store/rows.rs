@@ -80,8 +80,7 @@ pub(super) fn parse_role(s: &str) -> Result<Role, StoreError> {
 }
 
 fn parse_kind(s: &str) -> Result<MessageKind, StoreError> {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
-        .map_err(|_| corrupt("kind", s))
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| corrupt("kind", s))
 }
 
 fn parse_direction(s: &str) -> Result<Direction, StoreError> {
@@ -180,7 +179,9 @@ pub fn message_from_row(row: &AnyRow, include_raw: bool) -> Result<(i64, Message
     let delivery = match delivery_status {
         Some(s) => Some(Delivery {
             status: parse_delivery(&s)?,
-            attempts: row.try_get::<Option<i64>, _>("delivery_attempts")?.unwrap_or(0),
+            attempts: row
+                .try_get::<Option<i64>, _>("delivery_attempts")?
+                .unwrap_or(0),
             last_error: row.try_get("delivery_last_error")?,
         }),
         None => None,

@@ -14,9 +14,9 @@ use super::rows::{
     SESSION_COLUMNS,
 };
 use super::{
-    ingest, postgres, sqlite, AccountRef, AccountScope, Backend, EventQuery, IngestSummary,
-    Keyset, MessageFilter, Order, Page, PageRequest, SessionFilter, Store, StoreError,
-    StoreResult, SyncState, SyncStatus,
+    ingest, postgres, sqlite, AccountRef, AccountScope, Backend, EventQuery, IngestSummary, Keyset,
+    MessageFilter, Order, Page, PageRequest, SessionFilter, Store, StoreError, StoreResult,
+    SyncState, SyncStatus,
 };
 
 /// A value bound to a `$n` placeholder.
@@ -138,18 +138,18 @@ impl SqlStore {
                 redact_url(url)
             ))
         })?;
-        let (wake, _) = watch::channel(0u64);
-        let wake = Arc::new(wake);
-        let (pool, write_lock) = match backend {
-            Backend::Sqlite => (
-                sqlite::pool(url, max_connections).await?,
-                Some(Arc::new(Mutex::new(()))),
-            ),
+        let (pool, write_lock, wake) = match backend {
+            Backend::Sqlite => {
+                let (lock, wake) = sqlite::shared_handles(url);
+                (sqlite::pool(url, max_connections).await?, Some(lock), wake)
+            }
             Backend::Postgres => {
+                let (wake, _) = watch::channel(0u64);
+                let wake = Arc::new(wake);
                 let pool = postgres::pool(url, max_connections).await?;
                 // The listener holds a weak handle and stops once the store is gone.
                 postgres::spawn_listener(url.to_string(), Arc::downgrade(&wake));
-                (pool, None)
+                (pool, None, wake)
             }
         };
         Ok(SqlStore {
@@ -187,7 +187,8 @@ impl SqlStore {
 
     /// Tells local waiters that events were committed.
     pub(super) fn announce(&self, seq: i64) {
-        self.wake.send_modify(|v| *v = (*v).max(seq as u64).saturating_add(1));
+        self.wake
+            .send_modify(|v| *v = (*v).max(seq as u64).saturating_add(1));
     }
 
     async fn fetch_page<T>(
@@ -256,13 +257,160 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn ingest(
+    async fn ingest_as(
         &self,
         account: &AccountRef,
         changes: &[SessionChange],
         checkpoint: Option<&str>,
+        lease_owner: Option<&str>,
     ) -> StoreResult<IngestSummary> {
-        ingest::run(self, account, changes, checkpoint).await
+        ingest::run(self, account, changes, checkpoint, lease_owner).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        account: &AccountRef,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool> {
+        let now = to_micros(Utc::now());
+        let until = now + i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX / 2);
+        let _guard = self.write_guard().await;
+        sqlx::query(
+            "INSERT INTO sync_state (account, provider, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (account) DO NOTHING",
+        )
+        .bind(&account.name)
+        .bind(&account.provider)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let done = sqlx::query(
+            "UPDATE sync_state SET lease_owner = $1, lease_until = $2 WHERE account = $3 \
+             AND (lease_owner IS NULL OR lease_owner = $4 OR lease_until < $5)",
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(&account.name)
+        .bind(owner)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, account: &str, owner: &str) -> StoreResult<()> {
+        let _guard = self.write_guard().await;
+        sqlx::query(
+            "UPDATE sync_state SET lease_owner = NULL, lease_until = NULL \
+             WHERE account = $1 AND lease_owner = $2",
+        )
+        .bind(account)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session_digests(
+        &self,
+        account: &str,
+        external_ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, (Option<String>, chat_core::SessionStatus)>>
+    {
+        let mut out = std::collections::HashMap::new();
+        for chunk in external_ids.chunks(500) {
+            let mut sql = SqlBuilder::new(
+                "SELECT external_id, fingerprint, status FROM sessions WHERE account = $1",
+            );
+            sql.binds.push(Bind::Text(account.to_string()));
+            let ps: Vec<String> = chunk
+                .iter()
+                .map(|e| sql.bind(Bind::Text(e.clone())))
+                .collect();
+            sql.text
+                .push_str(&format!(" AND external_id IN ({})", ps.join(", ")));
+            for row in sql.query().fetch_all(&self.pool).await? {
+                let status: String = row.try_get("status")?;
+                out.insert(
+                    row.try_get("external_id")?,
+                    (
+                        row.try_get("fingerprint")?,
+                        super::rows::parse_status(&status)?,
+                    ),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    async fn open_session_ids(&self, account: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT external_id FROM sessions WHERE account = $1 AND status = 'open' ORDER BY pk",
+        )
+        .bind(account)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    async fn newest_message_at(
+        &self,
+        account: &str,
+        customer_id: &str,
+    ) -> StoreResult<Option<chrono::DateTime<Utc>>> {
+        let row = sqlx::query(
+            "SELECT MAX(sent_at) FROM messages WHERE customer_external_id = $1 AND account = $2",
+        )
+        .bind(customer_id)
+        .bind(account)
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_get::<Option<i64>, _>(0)?
+            .map(from_micros)
+            .transpose()
+    }
+
+    async fn add_customers(&self, account: &AccountRef, customers: &[String]) -> StoreResult<()> {
+        let mut state = self.sync_state(account).await?;
+        let before = state.extra_customers.len();
+        for c in customers {
+            if !state.extra_customers.contains(c) {
+                state.extra_customers.push(c.clone());
+            }
+        }
+        if state.extra_customers.len() == before {
+            return Ok(());
+        }
+        let json = serde_json::to_string(&state.extra_customers)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let _guard = self.write_guard().await;
+        sqlx::query("UPDATE sync_state SET extra_customers = $1 WHERE account = $2")
+            .bind(json)
+            .bind(&account.name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn put_backfill(
+        &self,
+        account: &str,
+        backfill: Option<&super::Backfill>,
+    ) -> StoreResult<()> {
+        let json = backfill
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let _guard = self.write_guard().await;
+        sqlx::query("UPDATE sync_state SET backfill = $1 WHERE account = $2")
+            .bind(json)
+            .bind(account)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn get_session(&self, id: &str, scope: &AccountScope) -> StoreResult<Session> {
@@ -299,7 +447,9 @@ impl Store for SqlStore {
         page: &PageRequest,
     ) -> StoreResult<Page<Session>> {
         let after = page.keyset()?;
-        let mut sql = SqlBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1"));
+        let mut sql = SqlBuilder::new(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1"
+        ));
         sql.and_scope(&f.scope);
         sql.and_eq("account", &f.account);
         sql.and_eq("provider", &f.provider);
@@ -338,7 +488,9 @@ impl Store for SqlStore {
         page: &PageRequest,
     ) -> StoreResult<Page<Message>> {
         let after = page.keyset()?;
-        let mut sql = SqlBuilder::new(format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1 = 1"));
+        let mut sql = SqlBuilder::new(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1 = 1"
+        ));
         sql.and_scope(&f.scope);
         sql.and_eq("account", &f.account);
         sql.and_eq("provider", &f.provider);
@@ -374,6 +526,10 @@ impl Store for SqlStore {
         );
         let p = sql.bind(Bind::Int(q.after));
         sql.text.push_str(&format!(" AND seq > {p}"));
+        if let Some(until) = q.until {
+            let p = sql.bind(Bind::Int(until));
+            sql.text.push_str(&format!(" AND seq <= {p}"));
+        }
         sql.and_scope(&q.scope);
         sql.and_eq("account", &q.account);
         if !q.types.is_empty() {
@@ -382,7 +538,8 @@ impl Store for SqlStore {
                 .iter()
                 .map(|t| sql.bind(Bind::Text(t.as_str().to_string())))
                 .collect();
-            sql.text.push_str(&format!(" AND type IN ({})", ps.join(", ")));
+            sql.text
+                .push_str(&format!(" AND type IN ({})", ps.join(", ")));
         }
         let l = sql.bind(Bind::Int(i64::from(q.limit)));
         sql.text.push_str(&format!(" ORDER BY seq LIMIT {l}"));
@@ -479,24 +636,16 @@ impl Store for SqlStore {
     }
 
     async fn put_sync_status(&self, account: &str, s: &SyncStatus) -> StoreResult<()> {
-        let backfill = s
-            .backfill
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let _guard = self.write_guard().await;
         sqlx::query(
             "UPDATE sync_state SET state = $1, last_success_at = $2, last_error = $3, \
-             last_error_at = $4, lag_seconds = $5, backfill = $6, updated_at = $7 \
-             WHERE account = $8",
+             last_error_at = $4, lag_seconds = $5, updated_at = $6 WHERE account = $7",
         )
         .bind(&s.state)
         .bind(s.last_success_at.map(to_micros))
         .bind(s.last_error.as_ref().map(|e| e.message.clone()))
         .bind(s.last_error.as_ref().map(|e| to_micros(e.at)))
         .bind(s.lag_seconds)
-        .bind(backfill)
         .bind(to_micros(Utc::now()))
         .bind(account)
         .execute(&self.pool)

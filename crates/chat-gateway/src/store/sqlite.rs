@@ -4,10 +4,14 @@
 //! event `seq` (an AUTOINCREMENT key) grows in commit order by construction
 //! and no deferred transaction ever fails to upgrade to a writer.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex, OnceLock, Weak};
+
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use std::str::FromStr;
+use tokio::sync::{watch, Mutex};
 
 /// This backend's schema, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -30,4 +34,28 @@ pub(super) async fn pool(url: &str, max_connections: u32) -> Result<AnyPool, sql
         })
         .connect_with(options)
         .await
+}
+
+type Handles = (Weak<Mutex<()>>, Weak<watch::Sender<u64>>);
+
+/// The writer lock and commit signal of a database file, shared by every
+/// store this process opens on it: a commit through one wakes feed readers
+/// of all, and writes through any of them take turns.
+pub(super) fn shared_handles(url: &str) -> (Arc<Mutex<()>>, Arc<watch::Sender<u64>>) {
+    static REGISTRY: OnceLock<StdMutex<HashMap<String, Handles>>> = OnceLock::new();
+    let key = url.split('?').next().unwrap_or(url).to_string();
+    let mut map = REGISTRY
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    map.retain(|_, (l, w)| l.strong_count() > 0 && w.strong_count() > 0);
+    if let Some((l, w)) = map.get(&key) {
+        if let (Some(l), Some(w)) = (l.upgrade(), w.upgrade()) {
+            return (l, w);
+        }
+    }
+    let lock = Arc::new(Mutex::new(()));
+    let wake = Arc::new(watch::channel(0u64).0);
+    map.insert(key, (Arc::downgrade(&lock), Arc::downgrade(&wake)));
+    (lock, wake)
 }

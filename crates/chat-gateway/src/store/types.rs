@@ -119,9 +119,13 @@ impl PageRequest {
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
         let mut parts = text.split('|');
-        let (Some("v1"), Some(tag), Some(at), Some(pk), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some("v1"), Some(tag), Some(at), Some(pk), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(bad());
         };
         if tag != self.order.tag() {
@@ -222,6 +226,10 @@ pub struct EventQuery {
     pub account: Option<String>,
     /// Visible accounts.
     pub scope: AccountScope,
+    /// Only `seq <= until` (a bound read before the query, so a reader can
+    /// advance its cursor past events its filters skipped without skipping
+    /// any committed later).
+    pub until: Option<i64>,
 }
 
 /// What one ingest call changed.
@@ -317,7 +325,14 @@ mod tests {
 
     #[test]
     fn garbage_cursors_are_invalid_not_panics() {
-        for junk in ["", "x", "!!!", "djF8YXwxfA", "djF8YXwxfDJ8Mw", "djF8YXxhfGI"] {
+        for junk in [
+            "",
+            "x",
+            "!!!",
+            "djF8YXwxfA",
+            "djF8YXwxfDJ8Mw",
+            "djF8YXxhfGI",
+        ] {
             assert!(
                 matches!(
                     req(Order::Asc, Some(junk.into())).keyset(),

@@ -173,6 +173,7 @@ async fn event_list(store: &SqlStore) -> Vec<(String, Option<String>, Value)> {
     store
         .read_events(&EventQuery {
             after: 0,
+            until: None,
             limit: 1000,
             types: vec![],
             account: None,
@@ -460,7 +461,16 @@ async fn a_sessions_sends_go_out_in_order(db: Db) {
         .await;
         assert_eq!(status, 202);
     }
-    let d = dispatcher(&gw, accounts_of(&toml));
+    // A retry delay long enough to look at the queue while it waits.
+    let config = chat_gateway::outbox::OutboxConfig {
+        retry_base_ms: 600,
+        ..fast_config()
+    };
+    let d = Dispatcher::new(
+        gw.store.clone() as Arc<dyn Store>,
+        Arc::new(accounts_of(&toml)),
+        config,
+    );
     // The first fails and waits for its retry; the others wait behind it.
     assert!(matches!(
         d.try_execute_task().await.unwrap(),
@@ -1493,7 +1503,7 @@ async fn pending_sends_survive_a_restart_and_a_dead_claimer(db: Db) {
     // A claimer takes one and dies mid-send (its lease is short here).
     let lost = gw
         .store
-        .claim_outbox(Utc::now(), Duration::from_millis(300))
+        .claim_outbox(Utc::now(), Duration::from_millis(1000))
         .await
         .unwrap()
         .unwrap();
@@ -1507,7 +1517,7 @@ async fn pending_sends_survive_a_restart_and_a_dead_claimer(db: Db) {
         Outcome::Idle,
         "the dead claimer's row waits for its lease"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         d.try_execute_task().await.unwrap(),
         Outcome::Sent {
@@ -1557,7 +1567,7 @@ async fn concurrent_dispatchers_send_each_message_once(db: Db) {
         expected.push(body["data"]["id"].as_str().unwrap().to_string());
     }
     // Two replicas' dispatchers (separate stores on one database) drain it.
-    let other_store = Arc::new(SqlStore::connect(&gw.db.url, 4).await.unwrap());
+    let other_store = Arc::new(SqlStore::connect(gw.db_url(), 4).await.unwrap());
     let one = Arc::new(dispatcher(&gw, accounts_of(&toml)));
     let two = Arc::new(Dispatcher::new(
         other_store as Arc<dyn Store>,

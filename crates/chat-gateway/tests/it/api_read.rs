@@ -16,7 +16,10 @@ fn config() -> (String, [String; 4]) {
     let (scoped, s) = api_key("scoped", &["read"], &["spark-b"]);
     let accounts = "[[accounts]]\nname = \"spark-a\"\nprovider = \"spark\"\nbase_url = \"http://127.0.0.1:9\"\n\
                     [[accounts]]\nname = \"spark-b\"\nprovider = \"spark\"\nbase_url = \"http://127.0.0.1:9\"\n";
-    (format!("{r}{w}{a}{s}{accounts}"), [reader, writer, admin, scoped])
+    (
+        format!("{r}{w}{a}{s}{accounts}"),
+        [reader, writer, admin, scoped],
+    )
 }
 
 async fn seed(gw: &TestGateway) {
@@ -40,7 +43,14 @@ async fn seed(gw: &TestGateway) {
     let mut s2 = session("S2", "C2");
     s2.created_at = Some(t(5));
     gw.store
-        .ingest(&account("spark-b"), &[change(s2, vec![msg("S2", "m3", Role::Customer, "hello", t(5))])], None)
+        .ingest(
+            &account("spark-b"),
+            &[change(
+                s2,
+                vec![msg("S2", "m3", Role::Customer, "hello", t(5))],
+            )],
+            None,
+        )
         .await
         .unwrap();
 }
@@ -100,15 +110,27 @@ async fn sessions_and_messages_read_back_as_the_contract_says(db: Db) {
     assert_eq!(m[0]["sender"]["role"], "customer");
     assert_eq!(m[1]["direction"], "outbound");
     assert_eq!(m[0]["delivery"], Value::Null);
-    let (_, desc) = gw.get(&format!("/v1/sessions/{id}/messages?order=desc&limit=1"), key).await;
+    let (_, desc) = gw
+        .get(
+            &format!("/v1/sessions/{id}/messages?order=desc&limit=1"),
+            key,
+        )
+        .await;
     assert_eq!(desc["data"][0]["external_id"], "m2");
     let next = desc["next_cursor"].as_str().unwrap();
-    let (_, rest) = gw.get(&format!("/v1/sessions/{id}/messages?order=desc&limit=1&cursor={next}"), key).await;
+    let (_, rest) = gw
+        .get(
+            &format!("/v1/sessions/{id}/messages?order=desc&limit=1&cursor={next}"),
+            key,
+        )
+        .await;
     assert_eq!(rest["data"][0]["external_id"], "m1");
     assert_eq!(rest["next_cursor"], Value::Null);
 
     let mid = m[0]["id"].as_str().unwrap();
-    let (_, raw) = gw.get(&format!("/v1/messages/{mid}?include=raw"), key).await;
+    let (_, raw) = gw
+        .get(&format!("/v1/messages/{mid}?include=raw"), key)
+        .await;
     assert_eq!(raw["data"]["raw"]["Content"], "你好，我想退款 🙏");
 
     let q = "%E9%80%80%E6%AC%BE"; // 退款
@@ -117,15 +139,26 @@ async fn sessions_and_messages_read_back_as_the_contract_says(db: Db) {
     let (_, found) = gw.get("/v1/messages?q=HELLO&direction=inbound", key).await;
     assert_eq!(found["data"][0]["external_id"], "m3");
     let (_, filtered) = gw
-        .get("/v1/sessions?created_after=2026-11-01T16:03:00%2B08:00&order=asc", key)
+        .get(
+            "/v1/sessions?created_after=2026-11-01T16:03:00%2B08:00&order=asc",
+            key,
+        )
         .await;
     assert_eq!(filtered["data"].as_array().unwrap().len(), 1);
     assert_eq!(filtered["data"][0]["external_id"], "S2");
 
     let (_, accounts) = gw.get("/v1/accounts", key).await;
-    let names: Vec<&str> = accounts["data"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = accounts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["spark-a", "spark-b"]);
-    assert!(accounts["data"][0]["capabilities"].as_array().unwrap().contains(&Value::from("transfer")));
+    assert!(accounts["data"][0]["capabilities"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("transfer")));
     assert!(accounts["data"][0]["sync"]["state"].is_string());
     gw.stop().await;
 }
@@ -143,42 +176,128 @@ async fn every_client_error_has_its_status_and_code(db: Db) {
     };
     let cases: Vec<(String, Option<&str>, u16, &str)> = vec![
         ("/v1/sessions".into(), None, 401, "unauthorized"),
-        ("/v1/sessions".into(), Some("wrong-key"), 401, "unauthorized"),
+        (
+            "/v1/sessions".into(),
+            Some("wrong-key"),
+            401,
+            "unauthorized",
+        ),
         ("/v1/sessions?limit=0".into(), key, 400, "invalid_request"),
         ("/v1/sessions?limit=501".into(), key, 400, "invalid_request"),
         ("/v1/sessions?limit=abc".into(), key, 400, "invalid_request"),
-        ("/v1/sessions?status=pending".into(), key, 400, "invalid_request"),
-        ("/v1/sessions?order=sideways".into(), key, 400, "invalid_request"),
-        ("/v1/sessions?created_after=yesterday".into(), key, 400, "invalid_request"),
-        ("/v1/sessions?provider=icq".into(), key, 400, "invalid_request"),
-        ("/v1/sessions?cursor=not-a-cursor".into(), key, 400, "invalid_request"),
-        ("/v1/sessions?colour=blue".into(), key, 400, "invalid_request"),
-        ("/v1/sessions?include=everything".into(), key, 400, "invalid_request"),
-        ("/v1/messages?kind=hologram".into(), key, 400, "invalid_request"),
-        ("/v1/messages?direction=up".into(), key, 400, "invalid_request"),
+        (
+            "/v1/sessions?status=pending".into(),
+            key,
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/sessions?order=sideways".into(),
+            key,
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/sessions?created_after=yesterday".into(),
+            key,
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/sessions?provider=icq".into(),
+            key,
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/sessions?cursor=not-a-cursor".into(),
+            key,
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/sessions?colour=blue".into(),
+            key,
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/sessions?include=everything".into(),
+            key,
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/messages?kind=hologram".into(),
+            key,
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/messages?direction=up".into(),
+            key,
+            400,
+            "invalid_request",
+        ),
         ("/v1/messages?q=".into(), key, 400, "invalid_request"),
-        ("/v1/messages?sent_before=2026-13-45T99:00:00Z".into(), key, 400, "invalid_request"),
+        (
+            "/v1/messages?sent_before=2026-13-45T99:00:00Z".into(),
+            key,
+            400,
+            "invalid_request",
+        ),
         ("/v1/sessions/ses_nope".into(), key, 404, "not_found"),
-        ("/v1/sessions/ses_nope/messages".into(), key, 404, "not_found"),
+        (
+            "/v1/sessions/ses_nope/messages".into(),
+            key,
+            404,
+            "not_found",
+        ),
         ("/v1/messages/msg_nope".into(), key, 404, "not_found"),
         ("/v1/accounts/nope".into(), key, 404, "not_found"),
         ("/v1/nothing-here".into(), key, 404, "not_found"),
         // A key limited to spark-b cannot see spark-a's objects.
-        (format!("/v1/sessions/{s1}"), Some(scoped.as_str()), 404, "not_found"),
-        (format!("/v1/sessions/{s1}/messages"), Some(scoped.as_str()), 404, "not_found"),
-        (format!("/v1/messages/{s1_msg}"), Some(scoped.as_str()), 404, "not_found"),
-        ("/v1/accounts/spark-a".into(), Some(scoped.as_str()), 404, "not_found"),
+        (
+            format!("/v1/sessions/{s1}"),
+            Some(scoped.as_str()),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/v1/sessions/{s1}/messages"),
+            Some(scoped.as_str()),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/v1/messages/{s1_msg}"),
+            Some(scoped.as_str()),
+            404,
+            "not_found",
+        ),
+        (
+            "/v1/accounts/spark-a".into(),
+            Some(scoped.as_str()),
+            404,
+            "not_found",
+        ),
     ];
     for (path, k, status, code) in cases {
         let (got, body) = gw.get(&path, k).await;
         assert_eq!((got, error_code(&body)), (status, code), "{path}: {body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
-        assert!(body["error"]["request_id"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        assert!(body["error"]["request_id"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
     }
     // A cursor made for one order is refused for the other.
     let (_, p) = gw.get("/v1/sessions?limit=1&order=asc", key).await;
     let c = p["next_cursor"].as_str().unwrap();
-    let (status, body) = gw.get(&format!("/v1/sessions?limit=1&order=desc&cursor={c}"), key).await;
+    let (status, body) = gw
+        .get(&format!("/v1/sessions?limit=1&order=desc&cursor={c}"), key)
+        .await;
     assert_eq!((status, error_code(&body)), (400, "invalid_request"));
     // The scoped key sees only its account in lists.
     let (_, mine) = gw.get("/v1/sessions", Some(&scoped)).await;
@@ -191,7 +310,13 @@ async fn every_client_error_has_its_status_and_code(db: Db) {
 
 async fn request_ids_are_echoed_or_made(db: Db) {
     let gw = TestGateway::start(db, "").await;
-    let r = gw.http.get(gw.url("/v1/sessions/nope")).header("x-request-id", "trace-42").send().await.unwrap();
+    let r = gw
+        .http
+        .get(gw.url("/v1/sessions/nope"))
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-42");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["request_id"], "trace-42");
@@ -204,9 +329,25 @@ async fn metrics_count_requests_by_route(db: Db) {
     let gw = TestGateway::start(db, "").await;
     gw.get("/v1/sessions", None).await;
     gw.get("/v1/sessions/abc", None).await;
-    let text = gw.http.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains(r#"chatgw_http_requests_total{method="GET",route="/v1/sessions",status="200"} 1"#), "{text}");
-    assert!(text.contains(r#"route="/v1/sessions/{id}",status="404"} 1"#), "{text}");
+    let text = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"chatgw_http_requests_total{method="GET",route="/v1/sessions",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/v1/sessions/{id}",status="404"} 1"#),
+        "{text}"
+    );
     assert!(text.contains("chatgw_http_request_duration_seconds_bucket"));
     gw.stop().await;
 }
@@ -217,6 +358,7 @@ on_both_backends!(
     every_client_error_has_its_status_and_code,
     request_ids_are_echoed_or_made,
     metrics_count_requests_by_route,
+    a_key_over_its_rate_limit_gets_429_with_retry_after,
 );
 
 #[test]
@@ -224,9 +366,36 @@ fn openapi_documents_every_served_route() {
     let doc: Value = serde_json::from_str(chat_gateway::api::docs::OPENAPI_JSON).unwrap();
     let paths = doc["paths"].as_object().unwrap();
     for p in [
-        "/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/accounts", "/v1/accounts/{name}",
-        "/v1/sessions", "/v1/sessions/{id}", "/v1/sessions/{id}/messages", "/v1/messages", "/v1/messages/{id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/v1/accounts",
+        "/v1/accounts/{name}",
+        "/v1/sessions",
+        "/v1/sessions/{id}",
+        "/v1/sessions/{id}/messages",
+        "/v1/messages",
+        "/v1/messages/{id}",
     ] {
         assert!(paths.contains_key(p), "{p} missing from openapi.json");
     }
+}
+
+async fn a_key_over_its_rate_limit_gets_429_with_retry_after(db: Db) {
+    let (key, toml) = api_key("limited", &["read"], &["*"]);
+    let toml = format!("{toml}rate_limit = {{ per_second = 0.2, burst = 2 }}\n");
+    let (other, other_toml) = api_key("other", &["read"], &["*"]);
+    let gw = TestGateway::start(db, &format!("{toml}{other_toml}")).await;
+    assert_eq!(gw.get("/v1/sessions", Some(&key)).await.0, 200);
+    assert_eq!(gw.get("/v1/sessions", Some(&key)).await.0, 200);
+    let r = gw.http.get(gw.url("/v1/sessions")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=5).contains(&retry), "{retry}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Limits are per key: another key is unaffected.
+    assert_eq!(gw.get("/v1/sessions", Some(&other)).await.0, 200);
+    gw.stop().await;
 }

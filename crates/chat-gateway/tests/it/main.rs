@@ -7,4 +7,7 @@ mod support;
 
 mod actions;
 mod api_read;
+mod events_feed;
 mod store_suite;
+mod sync_live;
+mod sync_poll;

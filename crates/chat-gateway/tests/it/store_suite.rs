@@ -23,6 +23,7 @@ fn all_events() -> EventQuery {
         types: vec![],
         account: None,
         scope: AccountScope::All,
+        until: None,
     }
 }
 
@@ -47,25 +48,48 @@ async fn ingest_stores_rows_and_one_event_per_change(db: Db) {
             msg("S1", "m2", Role::Agent, "您好 😀", t(1)),
         ],
     );
-    let s = store.ingest(&acc, &[c.clone()], Some("v-m2")).await.unwrap();
-    assert_eq!((s.sessions_created, s.messages_created, s.events), (1, 2, 3));
+    let s = store
+        .ingest(&acc, std::slice::from_ref(&c), Some("v-m2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.sessions_created, s.messages_created, s.events),
+        (1, 2, 3)
+    );
     assert_eq!(
         event_types(store.as_ref()).await,
-        vec![EventType::SessionOpened, EventType::MessageCreated, EventType::MessageCreated]
+        vec![
+            EventType::SessionOpened,
+            EventType::MessageCreated,
+            EventType::MessageCreated
+        ]
     );
-    let sess = store.find_session("spark-main", "S1").await.unwrap().unwrap();
+    let sess = store
+        .find_session("spark-main", "S1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(sess.message_count, 2);
     assert_eq!(sess.created_at, t(0));
     assert_eq!(sess.last_message_at, Some(t(1)));
     assert_eq!(sess.first_response_at, Some(t(1)));
     assert_eq!(sess.customer.name.as_deref(), Some("访客C1"));
-    assert_eq!(store.sync_state(&acc).await.unwrap().cursor.as_deref(), Some("v-m2"));
+    assert_eq!(
+        store.sync_state(&acc).await.unwrap().cursor.as_deref(),
+        Some("v-m2")
+    );
 
     // Re-delivery: nothing changes, nothing is written.
     let again = store.ingest(&acc, &[c], None).await.unwrap();
-    assert_eq!((again.sessions_created, again.messages_created, again.events), (0, 0, 0));
+    assert_eq!(
+        (again.sessions_created, again.messages_created, again.events),
+        (0, 0, 0)
+    );
     assert_eq!(store.read_events(&all_events()).await.unwrap().len(), 3);
-    let same = store.get_session(&sess.id, &AccountScope::All).await.unwrap();
+    let same = store
+        .get_session(&sess.id, &AccountScope::All)
+        .await
+        .unwrap();
     assert_eq!(same.updated_at, sess.updated_at);
     assert_eq!(same.message_count, 2);
 
@@ -87,8 +111,14 @@ async fn ingest_stores_rows_and_one_event_per_change(db: Db) {
 async fn same_external_id_in_two_accounts_is_two_rows(db: Db) {
     let tdb = TestDb::new(db).await;
     let store = tdb.store().await;
-    let c = change(session("S1", "C1"), vec![msg("S1", "m1", Role::Customer, "hi", t(0))]);
-    store.ingest(&account("a"), &[c.clone()], None).await.unwrap();
+    let c = change(
+        session("S1", "C1"),
+        vec![msg("S1", "m1", Role::Customer, "hi", t(0))],
+    );
+    store
+        .ingest(&account("a"), std::slice::from_ref(&c), None)
+        .await
+        .unwrap();
     store.ingest(&account("b"), &[c], None).await.unwrap();
     let all = store
         .list_sessions(&SessionFilter::default(), &page(50, Order::Asc, None))
@@ -118,25 +148,53 @@ async fn status_changes_emit_close_reopen_and_transfer(db: Db) {
     let store = tdb.store().await;
     let acc = account("spark-main");
     store
-        .ingest(&acc, &[change(session("S1", "C1"), vec![msg("S1", "m1", Role::Agent, "a", t(1))])], None)
+        .ingest(
+            &acc,
+            &[change(
+                session("S1", "C1"),
+                vec![msg("S1", "m1", Role::Agent, "a", t(1))],
+            )],
+            None,
+        )
         .await
         .unwrap();
     let mut closed = session("S1", "C1");
     closed.status = Some(SessionStatus::Closed);
-    store.ingest(&acc, &[change(closed.clone(), vec![])], None).await.unwrap();
+    store
+        .ingest(&acc, &[change(closed.clone(), vec![])], None)
+        .await
+        .unwrap();
     // A second DelSession changes nothing.
-    store.ingest(&acc, &[change(closed, vec![])], None).await.unwrap();
-    let s = store.find_session("spark-main", "S1").await.unwrap().unwrap();
+    store
+        .ingest(&acc, &[change(closed, vec![])], None)
+        .await
+        .unwrap();
+    let s = store
+        .find_session("spark-main", "S1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(s.status, SessionStatus::Closed);
     assert!(s.closed_at.is_some());
 
     let mut reopened = session("S1", "C1");
     reopened.agent.as_mut().unwrap().external_id = Some("A2".into());
     store
-        .ingest(&acc, &[change(reopened, vec![msg("S1", "m2", Role::Agent, "b", t(5))])], None)
+        .ingest(
+            &acc,
+            &[change(
+                reopened,
+                vec![msg("S1", "m2", Role::Agent, "b", t(5))],
+            )],
+            None,
+        )
         .await
         .unwrap();
-    let s = store.find_session("spark-main", "S1").await.unwrap().unwrap();
+    let s = store
+        .find_session("spark-main", "S1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(s.status, SessionStatus::Open);
     assert_eq!(s.closed_at, None);
     assert_eq!(s.agent.unwrap().external_id.as_deref(), Some("A2"));
@@ -167,7 +225,10 @@ async fn session_filters_orders_and_pages_stay_stable(db: Db) {
         if i == 6 {
             s.status = Some(SessionStatus::Closed);
         }
-        store.ingest(&acc, &[change(s, vec![])], None).await.unwrap();
+        store
+            .ingest(&acc, &[change(s, vec![])], None)
+            .await
+            .unwrap();
     }
     let walk = |order: Order, filter: SessionFilter| {
         let store = store.clone();
@@ -176,14 +237,20 @@ async fn session_filters_orders_and_pages_stay_stable(db: Db) {
             let mut cursor = None;
             let mut inserted = false;
             loop {
-                let p = store.list_sessions(&filter, &page(2, order, cursor)).await.unwrap();
+                let p = store
+                    .list_sessions(&filter, &page(2, order, cursor))
+                    .await
+                    .unwrap();
                 seen.extend(p.data.iter().map(|s| s.external_id.clone()));
                 if !inserted {
                     // Rows arriving mid-walk at either end do not shift pages.
                     for (ext, at) in [("Snew-late", t(100)), ("Snew-early", t(-100))] {
                         let mut s = session(ext, "C9");
                         s.created_at = Some(at);
-                        store.ingest(&account("other"), &[change(s, vec![])], None).await.unwrap();
+                        store
+                            .ingest(&account("other"), &[change(s, vec![])], None)
+                            .await
+                            .unwrap();
                     }
                     inserted = true;
                 }
@@ -208,20 +275,93 @@ async fn session_filters_orders_and_pages_stay_stable(db: Db) {
         ["S6", "S5", "S4", "S3", "S2", "S1", "S0"]
     );
     let f = |f: SessionFilter| walk(Order::Asc, scoped(f));
-    assert_eq!(f(SessionFilter { customer_id: Some("C1".into()), ..Default::default() }).await, ["S1", "S3", "S5"]);
-    assert_eq!(f(SessionFilter { channel: Some("wechat".into()), ..Default::default() }).await, ["S0", "S3", "S6"]);
-    assert_eq!(f(SessionFilter { status: Some(SessionStatus::Closed), ..Default::default() }).await, ["S6"]);
-    assert_eq!(f(SessionFilter { external_id: Some("S4".into()), ..Default::default() }).await, ["S4"]);
-    assert_eq!(f(SessionFilter { agent_id: Some("A1".into()), ..Default::default() }).await.len(), 7);
-    assert_eq!(f(SessionFilter { agent_id: Some("A9".into()), ..Default::default() }).await.len(), 0);
     assert_eq!(
-        f(SessionFilter { created_after: Some(t(2)), created_before: Some(t(5)), ..Default::default() }).await,
+        f(SessionFilter {
+            customer_id: Some("C1".into()),
+            ..Default::default()
+        })
+        .await,
+        ["S1", "S3", "S5"]
+    );
+    assert_eq!(
+        f(SessionFilter {
+            channel: Some("wechat".into()),
+            ..Default::default()
+        })
+        .await,
+        ["S0", "S3", "S6"]
+    );
+    assert_eq!(
+        f(SessionFilter {
+            status: Some(SessionStatus::Closed),
+            ..Default::default()
+        })
+        .await,
+        ["S6"]
+    );
+    assert_eq!(
+        f(SessionFilter {
+            external_id: Some("S4".into()),
+            ..Default::default()
+        })
+        .await,
+        ["S4"]
+    );
+    assert_eq!(
+        f(SessionFilter {
+            agent_id: Some("A1".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        7
+    );
+    assert_eq!(
+        f(SessionFilter {
+            agent_id: Some("A9".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        0
+    );
+    assert_eq!(
+        f(SessionFilter {
+            created_after: Some(t(2)),
+            created_before: Some(t(5)),
+            ..Default::default()
+        })
+        .await,
         ["S2", "S3", "S4"]
     );
-    assert_eq!(f(SessionFilter { provider: Some("kchat".into()), ..Default::default() }).await.len(), 0);
+    assert_eq!(
+        f(SessionFilter {
+            provider: Some("kchat".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        0
+    );
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
-    assert_eq!(f(SessionFilter { updated_after: Some(later), ..Default::default() }).await.len(), 0);
-    assert_eq!(f(SessionFilter { updated_after: Some(t(0)), ..Default::default() }).await.len(), 7);
+    assert_eq!(
+        f(SessionFilter {
+            updated_after: Some(later),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        0
+    );
+    assert_eq!(
+        f(SessionFilter {
+            updated_after: Some(t(0)),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        7
+    );
 }
 
 async fn message_filters_search_and_provider_order(db: Db) {
@@ -240,7 +380,14 @@ async fn message_filters_search_and_provider_order(db: Db) {
     );
     store.ingest(&acc, &[c], None).await.unwrap();
     store
-        .ingest(&account("b"), &[change(session("S2", "C2"), vec![msg("S2", "x", Role::Customer, "退款", t(1))])], None)
+        .ingest(
+            &account("b"),
+            &[change(
+                session("S2", "C2"),
+                vec![msg("S2", "x", Role::Customer, "退款", t(1))],
+            )],
+            None,
+        )
         .await
         .unwrap();
     let list = |f: MessageFilter, order: Order| {
@@ -249,7 +396,10 @@ async fn message_filters_search_and_provider_order(db: Db) {
             let mut out = Vec::new();
             let mut cursor = None;
             loop {
-                let p = store.list_messages(&f, &page(1, order, cursor)).await.unwrap();
+                let p = store
+                    .list_messages(&f, &page(1, order, cursor))
+                    .await
+                    .unwrap();
                 out.extend(p.data.into_iter().map(|m| m.external_id.unwrap()));
                 match p.next_cursor {
                     Some(c) => cursor = Some(c),
@@ -262,32 +412,142 @@ async fn message_filters_search_and_provider_order(db: Db) {
         account: Some("spark-main".into()),
         ..f
     };
-    assert_eq!(list(mine(MessageFilter::default()), Order::Asc).await, ["z-first", "a-second", "m-third", "later"]);
-    assert_eq!(list(mine(MessageFilter::default()), Order::Desc).await, ["later", "m-third", "a-second", "z-first"]);
     assert_eq!(
-        list(MessageFilter { q: Some("退款".into()), ..Default::default() }, Order::Asc).await,
+        list(mine(MessageFilter::default()), Order::Asc).await,
+        ["z-first", "a-second", "m-third", "later"]
+    );
+    assert_eq!(
+        list(mine(MessageFilter::default()), Order::Desc).await,
+        ["later", "m-third", "a-second", "z-first"]
+    );
+    assert_eq!(
+        list(
+            MessageFilter {
+                q: Some("退款".into()),
+                ..Default::default()
+            },
+            Order::Asc
+        )
+        .await,
         ["z-first", "x", "later"]
     );
-    assert_eq!(list(MessageFilter { q: Some("days".into()), ..Default::default() }, Order::Asc).await, ["a-second"]);
+    assert_eq!(
+        list(
+            MessageFilter {
+                q: Some("days".into()),
+                ..Default::default()
+            },
+            Order::Asc
+        )
+        .await,
+        ["a-second"]
+    );
     // `%` and `_` are literal, not wildcards.
-    assert_eq!(list(MessageFilter { q: Some("50%".into()), ..Default::default() }, Order::Asc).await, ["m-third"]);
-    assert_eq!(list(MessageFilter { q: Some("5_%".into()), ..Default::default() }, Order::Asc).await, Vec::<String>::new());
-    assert_eq!(list(mine(MessageFilter { direction: Some(chat_core::Direction::Inbound), ..Default::default() }), Order::Asc).await, ["z-first", "later"]);
-    assert_eq!(list(MessageFilter { customer_id: Some("C2".into()), ..Default::default() }, Order::Asc).await, ["x"]);
-    assert_eq!(list(MessageFilter { external_id: Some("later".into()), ..Default::default() }, Order::Asc).await, ["later"]);
-    assert_eq!(list(MessageFilter { kind: Some(chat_core::MessageKind::Image), ..Default::default() }, Order::Asc).await.len(), 0);
-    assert_eq!(list(MessageFilter { provider: Some("spark".into()), sent_after: Some(t(1)), sent_before: Some(t(2)), ..Default::default() }, Order::Asc).await, ["x"]);
+    assert_eq!(
+        list(
+            MessageFilter {
+                q: Some("50%".into()),
+                ..Default::default()
+            },
+            Order::Asc
+        )
+        .await,
+        ["m-third"]
+    );
+    assert_eq!(
+        list(
+            MessageFilter {
+                q: Some("5_%".into()),
+                ..Default::default()
+            },
+            Order::Asc
+        )
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        list(
+            mine(MessageFilter {
+                direction: Some(chat_core::Direction::Inbound),
+                ..Default::default()
+            }),
+            Order::Asc
+        )
+        .await,
+        ["z-first", "later"]
+    );
+    assert_eq!(
+        list(
+            MessageFilter {
+                customer_id: Some("C2".into()),
+                ..Default::default()
+            },
+            Order::Asc
+        )
+        .await,
+        ["x"]
+    );
+    assert_eq!(
+        list(
+            MessageFilter {
+                external_id: Some("later".into()),
+                ..Default::default()
+            },
+            Order::Asc
+        )
+        .await,
+        ["later"]
+    );
+    assert_eq!(
+        list(
+            MessageFilter {
+                kind: Some(chat_core::MessageKind::Image),
+                ..Default::default()
+            },
+            Order::Asc
+        )
+        .await
+        .len(),
+        0
+    );
+    assert_eq!(
+        list(
+            MessageFilter {
+                provider: Some("spark".into()),
+                sent_after: Some(t(1)),
+                sent_before: Some(t(2)),
+                ..Default::default()
+            },
+            Order::Asc
+        )
+        .await,
+        ["x"]
+    );
 }
 
 async fn event_feed_filters_and_retention(db: Db) {
     let tdb = TestDb::new(db).await;
     let store = tdb.store().await;
     store
-        .ingest(&account("a"), &[change(session("S1", "C1"), vec![msg("S1", "m1", Role::Customer, "hi", t(0))])], None)
+        .ingest(
+            &account("a"),
+            &[change(
+                session("S1", "C1"),
+                vec![msg("S1", "m1", Role::Customer, "hi", t(0))],
+            )],
+            None,
+        )
         .await
         .unwrap();
     store
-        .ingest(&account("b"), &[change(session("S2", "C2"), vec![msg("S2", "m2", Role::Customer, "yo", t(0))])], None)
+        .ingest(
+            &account("b"),
+            &[change(
+                session("S2", "C2"),
+                vec![msg("S2", "m2", Role::Customer, "yo", t(0))],
+            )],
+            None,
+        )
         .await
         .unwrap();
     let all = store.read_events(&all_events()).await.unwrap();
@@ -296,7 +556,10 @@ async fn event_feed_filters_and_retention(db: Db) {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(store.latest_seq().await.unwrap(), seqs[3]);
     let after_first = store
-        .read_events(&EventQuery { after: seqs[0], ..all_events() })
+        .read_events(&EventQuery {
+            after: seqs[0],
+            ..all_events()
+        })
         .await
         .unwrap();
     assert_eq!(after_first.len(), 3);
@@ -315,12 +578,24 @@ async fn event_feed_filters_and_retention(db: Db) {
     let future = chrono::Utc::now().timestamp_micros() + 1_000_000;
     assert_eq!(store.prune_events(future).await.unwrap(), 4);
     assert!(matches!(
-        store.read_events(&EventQuery { after: seqs[1], ..all_events() }).await,
+        store
+            .read_events(&EventQuery {
+                after: seqs[1],
+                ..all_events()
+            })
+            .await,
         Err(StoreError::CursorExpired)
     ));
     // From the oldest retained (none) and from the newest seen are fine.
     assert!(store.read_events(&all_events()).await.unwrap().is_empty());
-    assert!(store.read_events(&EventQuery { after: seqs[3], ..all_events() }).await.unwrap().is_empty());
+    assert!(store
+        .read_events(&EventQuery {
+            after: seqs[3],
+            ..all_events()
+        })
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(store.latest_seq().await.unwrap(), seqs[3]);
 }
 

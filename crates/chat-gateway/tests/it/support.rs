@@ -72,12 +72,14 @@ trait ConnectHelper {
 impl ConnectHelper for sqlx::postgres::PgConnection {
     async fn connect_helper(url: &str) -> sqlx::postgres::PgConnection {
         use sqlx::Connection;
-        sqlx::postgres::PgConnection::connect(url).await.unwrap_or_else(|e| {
-            panic!(
+        sqlx::postgres::PgConnection::connect(url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
                 "PostgreSQL is required for these tests and could not be reached at {url}: {e}. \
                  Run scripts/test, which finds or starts one, or set DATABASE_URL."
             )
-        })
+            })
     }
 }
 
@@ -135,7 +137,8 @@ pub struct TestGateway {
     pub http: reqwest::Client,
     pub store: Arc<SqlStore>,
     pub shutdown: tokio_util::sync::CancellationToken,
-    pub db: TestDb,
+    /// Keeps the database alive (dropped, it is removed) for the gateway's lifetime.
+    _db: TestDb,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -170,9 +173,14 @@ impl TestGateway {
             http,
             store,
             shutdown,
-            db: tdb,
+            _db: tdb,
             task: Some(task),
         }
+    }
+
+    /// The gateway's database URL (for a second store, as another replica).
+    pub fn db_url(&self) -> &str {
+        &self._db.url
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -192,7 +200,12 @@ impl TestGateway {
     }
 
     /// POST a raw body; returns status and JSON body.
-    pub async fn post_raw(&self, path: &str, key: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
         let mut req = self
             .http
             .post(self.url(path))
@@ -227,10 +240,148 @@ pub fn api_key(name: &str, scopes: &[&str], accounts: &[&str]) -> (String, Strin
     use sha2::Digest;
     let key = format!("test-key-{name}");
     let hash = hex::encode(sha2::Sha256::digest(key.as_bytes()));
-    let scopes = scopes.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
-    let accounts = accounts.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+    let scopes = scopes
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let accounts = accounts
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let toml = format!(
         "[[api_keys]]\nname = \"{name}\"\nsha256 = \"{hash}\"\nscopes = [{scopes}]\naccounts = [{accounts}]\n"
     );
     (key, toml)
+}
+
+/// Polls `check` every 50 ms until it returns true or `secs` pass.
+pub async fn wait_until<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Simulator options for tests: short holds and lifetimes, fixed seed.
+pub fn sim_options() -> provider_sim::SimOptions {
+    provider_sim::SimOptions {
+        spark_hold: std::time::Duration::from_millis(500),
+        seed: Some(7),
+        ..Default::default()
+    }
+}
+
+/// All three simulators on one port.
+pub async fn start_sim(opts: provider_sim::SimOptions) -> provider_sim::SimServer {
+    provider_sim::start(
+        provider_sim::SimProvider::All,
+        "127.0.0.1:0".parse().unwrap(),
+        opts,
+    )
+    .await
+    .unwrap()
+}
+
+/// Gateway accounts for the three simulators at `sim`, syncing quickly.
+pub fn sim_accounts(sim: &str, ccm_customers: &[&str]) -> String {
+    let o = provider_sim::SimOptions::default();
+    let auth = o
+        .spark_auth
+        .map(|h| format!("headers = {{ {} = \"{}\" }}", h.name, h.value))
+        .unwrap_or_default();
+    let customers = ccm_customers
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "[[accounts]]\nname = \"spark\"\nprovider = \"spark\"\nbase_url = \"{sim}\"\npoll_timeout_secs = 3\nrequest_timeout_secs = 2\n{auth}\n\
+         [[accounts]]\nname = \"ccm\"\nprovider = \"ccmessaging\"\nbase_url = \"{sim}\"\napp_key = \"{ak}\"\napp_secret = \"{sk}\"\nchannel_id = \"{ch}\"\ncustomers = [{customers}]\npoll_interval_secs = 1\nrequest_timeout_secs = 2\n\
+         [[accounts]]\nname = \"kchat\"\nprovider = \"kchat\"\nbase_url = \"{sim}\"\nemail = \"{em}\"\napi_token = \"{tk}\"\npoll_interval_secs = 1\nrequest_timeout_secs = 2\n",
+        ak = o.ccm.app_key,
+        sk = o.ccm.app_secret,
+        ch = o.ccm.channel_id,
+        em = o.kchat.email,
+        tk = o.kchat.api_token,
+    )
+}
+
+/// Counts rows of a table for an account (tests read the database directly).
+pub async fn count(store: &SqlStore, table: &str, account: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(&format!("SELECT COUNT(*) FROM {table} WHERE account = $1"))
+        .bind(account)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+/// A `chat-gateway serve` child process, killed (SIGKILL) on drop.
+pub struct GatewayProcess {
+    child: std::process::Child,
+    _config: tempfile::NamedTempFile,
+}
+
+impl GatewayProcess {
+    pub fn spawn(config_toml: &str, database_url: &str) -> GatewayProcess {
+        Self::spawn_on(config_toml, database_url, "127.0.0.1:0")
+    }
+
+    /// Like [`GatewayProcess::spawn`], serving the API on `listen`.
+    pub fn spawn_on(config_toml: &str, database_url: &str, listen: &str) -> GatewayProcess {
+        use std::io::Write;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(config_toml.as_bytes()).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chat-gateway"))
+            .args([
+                "serve",
+                "--listen",
+                listen,
+                "--database-url",
+                database_url,
+                "--config",
+            ])
+            .arg(file.path())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        GatewayProcess {
+            child,
+            _config: file,
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -1,0 +1,254 @@
+//! `/v1/events` (long poll) and `/v1/events/stream` (SSE): the change feed.
+//!
+//! Both read the same gap-safe log: `seq` grows in commit order (see
+//! `store::postgres`), and each read is bounded by the highest `seq` seen
+//! *before* it, so a cursor can move past events a filter skipped without
+//! ever moving past one committed later. Waiters sleep on the store's commit
+//! signal (in-process, and `LISTEN/NOTIFY` across PostgreSQL replicas).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use chat_core::{Event, EventType};
+use futures_util::stream::Stream;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::extract::{parse_limit, ApiQuery};
+use super::AppState;
+use crate::metrics::Metrics;
+use crate::store::{AccountScope, EventQuery, Store};
+
+/// Routes of this resource.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/events", get(poll))
+        .route("/v1/events/stream", get(stream))
+}
+
+/// Feed parameters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedParams {
+    after: Option<String>,
+    wait: Option<String>,
+    limit: Option<String>,
+    types: Option<String>,
+    account: Option<String>,
+}
+
+/// A validated feed request.
+#[derive(Debug, Clone)]
+struct Feed {
+    after: Option<i64>,
+    limit: u32,
+    types: Vec<EventType>,
+    account: Option<String>,
+    scope: AccountScope,
+}
+
+fn parse_seq(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ApiError::invalid_request("`after` must be a non-negative integer seq."))
+}
+
+fn parse_feed(
+    p: &FeedParams,
+    caller: &Caller,
+    last_event_id: Option<&str>,
+) -> Result<Feed, ApiError> {
+    let after = match (&p.after, last_event_id) {
+        (Some(a), _) => Some(parse_seq(a)?),
+        (None, Some(id)) => Some(parse_seq(id)?),
+        (None, None) => None,
+    };
+    let mut types = Vec::new();
+    if let Some(t) = &p.types {
+        for name in t.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            types.push(EventType::parse(name).ok_or_else(|| {
+                ApiError::invalid_request(format!("`types` has an unknown event type `{name}`."))
+            })?);
+        }
+    }
+    Ok(Feed {
+        after,
+        limit: parse_limit(p.limit.as_deref(), 100, 1000)?,
+        types,
+        account: p.account.clone(),
+        scope: caller.scope.clone(),
+    })
+}
+
+/// Reads one batch: events after `after` up to the newest committed seq.
+/// Returns them and the cursor to continue from.
+async fn read_batch(
+    store: &dyn Store,
+    feed: &Feed,
+    after: i64,
+) -> Result<(Vec<Event>, i64), ApiError> {
+    let until = store.latest_seq().await?;
+    let events = store
+        .read_events(&EventQuery {
+            after,
+            limit: feed.limit,
+            types: feed.types.clone(),
+            account: feed.account.clone(),
+            scope: feed.scope.clone(),
+            until: Some(until),
+        })
+        .await?;
+    let next = if events.len() as u32 >= feed.limit {
+        events
+            .last()
+            .and_then(|e| e.seq.parse().ok())
+            .unwrap_or(after)
+    } else {
+        until.max(after)
+    };
+    Ok((events, next))
+}
+
+/// Counts a waiter while it lives.
+struct WaiterGuard(Arc<Metrics>);
+
+impl WaiterGuard {
+    fn new(m: &Arc<Metrics>) -> Self {
+        m.feed_waiters.inc();
+        WaiterGuard(m.clone())
+    }
+}
+
+impl Drop for WaiterGuard {
+    fn drop(&mut self) {
+        self.0.feed_waiters.dec();
+    }
+}
+
+async fn poll(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(p): ApiQuery<FeedParams>,
+) -> Result<Json<Value>, ApiError> {
+    let wait =
+        match p.wait.as_deref() {
+            None => 25,
+            Some(w) => w.parse::<u64>().ok().filter(|w| *w <= 60).ok_or_else(|| {
+                ApiError::invalid_request("`wait` must be an integer from 0 to 60.")
+            })?,
+        };
+    let feed = parse_feed(&p, &caller, None)?;
+    let store = state.store.as_ref();
+    let mut wake = state.store.subscribe();
+    let mut after = match feed.after {
+        Some(a) => a,
+        None => store.latest_seq().await?,
+    };
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    let _waiter = WaiterGuard::new(&state.metrics);
+    loop {
+        wake.borrow_and_update();
+        let (events, next) = read_batch(store, &feed, after).await?;
+        after = next;
+        if !events.is_empty() || Instant::now() >= deadline || state.shutdown.is_cancelled() {
+            return Ok(Json(
+                json!({ "data": events, "next_cursor": after.to_string() }),
+            ));
+        }
+        tokio::select! {
+            _ = wake.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = state.shutdown.cancelled() => {}
+        }
+    }
+}
+
+async fn stream(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    ApiQuery(p): ApiQuery<FeedParams>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    if p.wait.is_some() {
+        return Err(ApiError::invalid_request(
+            "`wait` applies to /v1/events only.",
+        ));
+    }
+    let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let feed = parse_feed(&p, &caller, last_id)?;
+    let start = match feed.after {
+        Some(a) => a,
+        None => state.store.latest_seq().await?,
+    };
+    // Surface a 410 before the stream starts rather than inside it.
+    read_batch(
+        state.store.as_ref(),
+        &Feed {
+            limit: 1,
+            ..feed.clone()
+        },
+        start,
+    )
+    .await?;
+    let stream = futures_util::stream::unfold(
+        (
+            state,
+            feed,
+            start,
+            Vec::<Event>::new().into_iter(),
+            None::<WaiterGuard>,
+        ),
+        |(state, feed, mut after, mut pending, mut guard)| async move {
+            let guard_ref = guard.get_or_insert_with(|| WaiterGuard::new(&state.metrics));
+            let _ = guard_ref;
+            let mut wake = state.store.subscribe();
+            loop {
+                if let Some(e) = pending.next() {
+                    let data = serde_json::to_string(&e).unwrap_or_else(|_| "{}".into());
+                    let sse = SseEvent::default()
+                        .id(e.seq.clone())
+                        .event(e.event_type.as_str())
+                        .data(data);
+                    return Some((Ok(sse), (state, feed, after, pending, guard)));
+                }
+                if state.shutdown.is_cancelled() {
+                    return None;
+                }
+                wake.borrow_and_update();
+                match read_batch(state.store.as_ref(), &feed, after).await {
+                    Ok((events, next)) => {
+                        after = next;
+                        if !events.is_empty() {
+                            pending = events.into_iter();
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "event stream read failed; ending the stream");
+                        return None;
+                    }
+                }
+                tokio::select! {
+                    _ = wake.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = state.shutdown.cancelled() => return None,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_secs(15))
+            .text("keep-alive"),
+    ))
+}
