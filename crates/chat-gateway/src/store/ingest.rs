@@ -17,7 +17,9 @@ use std::collections::HashMap;
 
 use super::rows::{search_text, session_from_row, to_micros, SessionRow, SESSION_COLUMNS};
 use super::sql::{bind_all, Bind, SqlStore};
-use super::{echo, postgres, AccountRef, Backend, IngestSummary, StoreError, StoreResult};
+use super::{
+    account_lock, echo, postgres, AccountRef, Backend, IngestSummary, StoreError, StoreResult,
+};
 use crate::ids::new_id;
 
 /// An event waiting to be inserted at the end of the transaction.
@@ -53,6 +55,8 @@ pub(super) async fn run(
 ) -> StoreResult<IngestSummary> {
     let _guard = store.write_guard().await;
     let mut tx = store.pool.begin().await?;
+    // Serialises with the API's writes to this account (PostgreSQL).
+    account_lock::lock(&mut tx, store.backend, &account.name).await?;
     let now = Utc::now();
     let mut summary = IngestSummary::default();
     let mut events = Vec::new();

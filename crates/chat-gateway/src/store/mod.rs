@@ -6,6 +6,7 @@
 //! commit order, how other replicas are woken — lives in [`sqlite`] and
 //! [`postgres`]. The shared store test suite runs every test on both.
 
+mod account_lock;
 mod actions;
 mod echo;
 mod idempotency;

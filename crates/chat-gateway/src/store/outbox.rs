@@ -12,6 +12,7 @@ use chat_core::{EventType, Message, SendReceipt};
 use chrono::{DateTime, Utc};
 use sqlx::{Any, Row, Transaction};
 
+use super::account_lock;
 use super::actions::{DeliveryResult, OutboxKind, OutboxPayload, OutboxTask};
 use super::ingest::{count_message, insert_events, to_json, write_session, PendingEvent};
 use super::rows::{
@@ -150,6 +151,7 @@ async fn finish_once(
     let _guard = store.write_guard().await;
     let mut tx = store.pool.begin().await?;
     let now = Utc::now();
+    account_lock::lock(&mut tx, store.backend, &task.account).await?;
     let sql = format!(
         "SELECT pk FROM outbox WHERE pk = $1{}",
         for_update(store.backend)

@@ -6,6 +6,7 @@ use chat_core::{EventType, Message, SessionStatus};
 use chrono::{DateTime, Utc};
 use sqlx::{Any, Row, Transaction};
 
+use super::account_lock;
 use super::actions::{EnqueueOutcome, IdempotencyAnswer, NewSend};
 use super::ingest::{
     count_message, insert_events, insert_session, to_json, write_session, PendingEvent,
@@ -142,6 +143,7 @@ pub(super) async fn enqueue(store: &SqlStore, send: &NewSend) -> StoreResult<Enq
     let mut tx = store.pool.begin().await?;
     let now = Utc::now();
     let m = &send.message;
+    account_lock::lock(&mut tx, store.backend, &m.account).await?;
     let mut events = Vec::new();
     let mut row = match &send.new_session {
         Some(session) => {

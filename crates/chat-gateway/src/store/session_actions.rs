@@ -7,7 +7,9 @@
 
 use chat_core::{EventType, Participant, Session, SessionStatus};
 use chrono::Utc;
+use sqlx::Row;
 
+use super::account_lock;
 use super::actions::{NewSend, SessionAction};
 use super::ingest::{insert_events, write_session, PendingEvent};
 use super::sends::{add_send, load_session_by_id};
@@ -24,6 +26,14 @@ pub(super) async fn apply(
     let _guard = store.write_guard().await;
     let mut tx = store.pool.begin().await?;
     let now = Utc::now();
+    let account: Option<String> = sqlx::query("SELECT account FROM sessions WHERE id = $1")
+        .bind(session_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    let account = account.ok_or(StoreError::NotFound)?;
+    account_lock::lock(&mut tx, store.backend, &account).await?;
     let mut row = load_session_by_id(&mut tx, store.backend, session_id)
         .await?
         .ok_or(StoreError::NotFound)?;

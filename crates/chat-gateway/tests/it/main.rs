@@ -6,6 +6,7 @@ mod fixtures;
 mod support;
 
 mod actions;
+mod actions_sim;
 mod api_read;
 mod events_feed;
 mod store_suite;
