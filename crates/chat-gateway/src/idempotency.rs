@@ -84,3 +84,22 @@ pub fn spawn_cleanup(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn retention_is_at_least_a_day() {
+        assert_eq!(Config::parse("").unwrap().idempotency.retention_hours, 24);
+        assert_eq!(
+            Config::parse("[idempotency]\nretention_hours = 48\n")
+                .unwrap()
+                .idempotency
+                .retention(),
+            chrono::Duration::hours(48)
+        );
+        let e = Config::parse("[idempotency]\nretention_hours = 1\n").unwrap_err();
+        assert_eq!(e.key, "idempotency.retention_hours");
+    }
+}

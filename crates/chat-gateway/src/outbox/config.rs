@@ -67,3 +67,27 @@ impl OutboxConfig {
         Ok(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn outbox_section_parses_and_refuses_values_that_stop_delivery() {
+        let c = Config::parse("[outbox]\nmax_attempts = 3\nretry_base_ms = 20\n").unwrap();
+        assert_eq!(c.outbox.max_attempts, 3);
+        assert_eq!(c.outbox.retry_base_ms, 20);
+        assert_eq!(c.outbox.lease_secs, 60);
+        assert!(Config::parse("").unwrap().outbox.enabled);
+        for (text, key) in [
+            ("max_attempts = 0", "outbox.max_attempts"),
+            ("concurrency = 0", "outbox.concurrency"),
+            ("lease_secs = 1", "outbox.lease_secs"),
+        ] {
+            let e = Config::parse(&format!("[outbox]\n{text}\n")).unwrap_err();
+            assert_eq!(e.key, key);
+        }
+        let e = Config::parse("[outbox]\nretries = 3\n").unwrap_err();
+        assert!(e.problem.contains("unknown field"), "{e}");
+    }
+}
