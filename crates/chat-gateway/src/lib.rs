@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod feed;
 pub mod idempotency;
 pub mod ids;
 pub mod metrics;

@@ -25,8 +25,9 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{parse_limit, ApiQuery};
 use super::AppState;
+use crate::feed::FeedFilter;
 use crate::metrics::Metrics;
-use crate::store::{AccountScope, EventQuery, Store};
+use crate::store::{AccountScope, EventQuery};
 
 /// Routes of this resource.
 pub fn router() -> Router<Arc<AppState>> {
@@ -91,12 +92,33 @@ fn parse_feed(
 }
 
 /// Reads one batch: events after `after` up to the newest committed seq.
-/// Returns them and the cursor to continue from.
+/// Returns them and the cursor to continue from. Served from the hub's
+/// memory when it holds everything after `after`, else from the database.
 async fn read_batch(
-    store: &dyn Store,
+    state: &AppState,
     feed: &Feed,
     after: i64,
 ) -> Result<(Vec<Event>, i64), ApiError> {
+    let filter = FeedFilter {
+        limit: feed.limit,
+        types: feed.types.clone(),
+        account: feed.account.clone(),
+        scope: feed.scope.clone(),
+    };
+    if let Some(hit) = state.feed.read(after, &filter) {
+        return Ok(hit);
+    }
+    read_from_database(state, feed, after).await
+}
+
+/// [`read_batch`] straight from the database: fresh to the last commit,
+/// for readers that will not wait (the hub may be a moment behind).
+async fn read_from_database(
+    state: &AppState,
+    feed: &Feed,
+    after: i64,
+) -> Result<(Vec<Event>, i64), ApiError> {
+    let store = state.store.as_ref();
     let until = store.latest_seq().await?;
     let events = store
         .read_events(&EventQuery {
@@ -117,6 +139,12 @@ async fn read_batch(
         until.max(after)
     };
     Ok((events, next))
+}
+
+/// "Now" for a reader without `after`: the newest committed seq. Read from
+/// the database (the hub may be a moment behind a commit the caller just made).
+async fn now_seq(state: &AppState) -> Result<i64, ApiError> {
+    Ok(state.store.latest_seq().await?)
 }
 
 /// Counts a waiter while it lives.
@@ -148,17 +176,20 @@ async fn poll(
             })?,
         };
     let feed = parse_feed(&p, &caller, None)?;
-    let store = state.store.as_ref();
-    let mut wake = state.store.subscribe();
+    let mut wake = state.feed.subscribe();
     let mut after = match feed.after {
         Some(a) => a,
-        None => store.latest_seq().await?,
+        None => now_seq(&state).await?,
     };
     let deadline = Instant::now() + Duration::from_secs(wait);
     let _waiter = WaiterGuard::new(&state.metrics);
     loop {
         wake.borrow_and_update();
-        let (events, next) = read_batch(store, &feed, after).await?;
+        let (events, next) = if wait == 0 {
+            read_from_database(&state, &feed, after).await?
+        } else {
+            read_batch(&state, &feed, after).await?
+        };
         after = next;
         if !events.is_empty() || Instant::now() >= deadline || state.shutdown.is_cancelled() {
             return Ok(Json(
@@ -188,11 +219,11 @@ async fn stream(
     let feed = parse_feed(&p, &caller, last_id)?;
     let start = match feed.after {
         Some(a) => a,
-        None => state.store.latest_seq().await?,
+        None => now_seq(&state).await?,
     };
     // Surface a 410 before the stream starts rather than inside it.
-    read_batch(
-        state.store.as_ref(),
+    read_from_database(
+        &state,
         &Feed {
             limit: 1,
             ..feed.clone()
@@ -209,9 +240,9 @@ async fn stream(
             None::<WaiterGuard>,
         ),
         |(state, feed, mut after, mut pending, mut guard)| async move {
-            let guard_ref = guard.get_or_insert_with(|| WaiterGuard::new(&state.metrics));
-            let _ = guard_ref;
-            let mut wake = state.store.subscribe();
+            // Counted as a waiter for as long as the stream lives.
+            guard.get_or_insert_with(|| WaiterGuard::new(&state.metrics));
+            let mut wake = state.feed.subscribe();
             loop {
                 if let Some(e) = pending.next() {
                     let data = serde_json::to_string(&e).unwrap_or_else(|_| "{}".into());
@@ -225,7 +256,7 @@ async fn stream(
                     return None;
                 }
                 wake.borrow_and_update();
-                match read_batch(state.store.as_ref(), &feed, after).await {
+                match read_batch(&state, &feed, after).await {
                     Ok((events, next)) => {
                         after = next;
                         if !events.is_empty() {

@@ -52,6 +52,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Cancelled on SIGTERM/SIGINT: held polls answer, streams end.
     pub shutdown: CancellationToken,
+    /// Recent events in memory, shared by every feed reader.
+    pub feed: Arc<crate::feed::EventHub>,
     /// Accounts with a backfill running in this process.
     pub backfills: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -66,6 +68,7 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Self {
         AppState {
+            feed: crate::feed::EventHub::start(store.clone(), shutdown.clone()),
             auth: auth::Auth::new(config.api_keys.clone()),
             limiter: ratelimit::Limiter::new(config.api_keys.iter().map(|k| k.rate_limit)),
             store,

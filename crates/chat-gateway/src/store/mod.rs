@@ -153,6 +153,10 @@ pub trait Store: ActionStore + Send + Sync + std::fmt::Debug {
     /// The newest committed `seq` (0 when there is none).
     async fn latest_seq(&self) -> StoreResult<i64>;
 
+    /// The highest `seq` removed by retention (0 when none): cursors below it
+    /// can no longer be served.
+    async fn pruned_through(&self) -> StoreResult<i64>;
+
     /// Deletes events older than `older_than_micros`; returns how many.
     async fn prune_events(&self, older_than_micros: i64) -> StoreResult<u64>;
 

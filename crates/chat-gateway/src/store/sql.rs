@@ -559,6 +559,15 @@ impl Store for SqlStore {
         Ok(latest.max(pruned))
     }
 
+    async fn pruned_through(&self) -> StoreResult<i64> {
+        Ok(
+            sqlx::query("SELECT pruned_through FROM event_retention WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?,
+        )
+    }
+
     async fn prune_events(&self, older_than_micros: i64) -> StoreResult<u64> {
         let _guard = self.write_guard().await;
         let mut tx = self.pool.begin().await?;

@@ -40,7 +40,8 @@ impl Reporter {
     }
 
     async fn save(&mut self, force: bool) {
-        self.metrics.set_sync_state(&self.account, &self.status.state);
+        self.metrics
+            .set_sync_state(&self.account, &self.status.state);
         let due = self.last_write.is_none_or(|t| t.elapsed() >= REFRESH);
         if !(force || due) {
             return;

@@ -389,9 +389,19 @@ async fn a_key_over_its_rate_limit_gets_429_with_retry_after(db: Db) {
     let gw = TestGateway::start(db, &format!("{toml}{other_toml}")).await;
     assert_eq!(gw.get("/v1/sessions", Some(&key)).await.0, 200);
     assert_eq!(gw.get("/v1/sessions", Some(&key)).await.0, 200);
-    let r = gw.http.get(gw.url("/v1/sessions")).bearer_auth(&key).send().await.unwrap();
+    let r = gw
+        .http
+        .get(gw.url("/v1/sessions"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 429);
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=5).contains(&retry), "{retry}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
