@@ -12,6 +12,8 @@ pub mod event;
 pub mod model;
 pub mod provider;
 pub mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 
 pub use capability::{Capabilities, Capability};

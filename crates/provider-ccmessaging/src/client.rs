@@ -6,8 +6,9 @@
 //! shortly before `CreateTime + Expires`; each user's ccmessaging token
 //! (applyToken) is cached until shortly before its one-hour life ends, and
 //! replaced whenever a response carries a `ccmessaging-token` header. A 403
-//! refreshes the AccessToken and a 401 the user's token, once, then the call
-//! is retried once. Each cache is behind a tokio mutex held across the
+//! refreshes the AccessToken and a 401 the user's token, each at most once
+//! per call, and the call is retried after each refresh (both tokens may
+//! have expired together). Each cache is behind a tokio mutex held across the
 //! refresh, so concurrent callers wait for one refresh instead of stampeding.
 //! Tokens are [`Secret`]s, sent as sensitive headers and never logged.
 
@@ -91,7 +92,7 @@ impl Failure {
 
 /// The one mapping from a failed call to the error the gateway acts on.
 ///
-/// 401/403 (already retried once with fresh tokens) -> `Unauthorized`;
+/// 401/403 (already retried with that token refreshed) -> `Unauthorized`;
 /// 429 -> `RateLimited`; 400, 404 and other 4xx -> `Rejected` with the body's
 /// `errorCode`/`exceptionInfo`/`resultDesc`; 5xx and connection failures ->
 /// `Unavailable`; timeouts -> `Timeout`; unreadable answers -> `BadData`;
@@ -416,7 +417,12 @@ impl Client {
             offset: req.offset.to_string(),
             channel: &self.config.channel,
         };
-        let mut retried = false;
+        // Each token is refreshed at most once per call: both may have
+        // expired together (a 403 for the AccessToken, then a 401 for the
+        // user's token), and a token refused again right after its refresh
+        // means the credentials themselves are refused.
+        let mut refreshed_access = false;
+        let mut refreshed_user = false;
         loop {
             let (access, token) = self.credentials(req.user_id).await?;
             let mut headers = self.auth_headers(&access)?;
@@ -429,12 +435,22 @@ impl Client {
             if let Some(fresh) = reply.header(TOKEN_HEADER) {
                 self.replace_user_token(req.user_id, fresh).await;
             }
-            if !retried && matches!(reply.status.as_u16(), 401 | 403) {
-                retried = true;
+            let refresh = match reply.status {
+                StatusCode::FORBIDDEN if !refreshed_access => {
+                    refreshed_access = true;
+                    true
+                }
+                StatusCode::UNAUTHORIZED if !refreshed_user => {
+                    refreshed_user = true;
+                    true
+                }
+                _ => false,
+            };
+            if refresh {
                 tracing::info!(
                     status = reply.status.as_u16(),
                     user_id = req.user_id,
-                    "ccmessaging refused a token; refreshing it and retrying once"
+                    "ccmessaging refused a token; refreshing it and retrying"
                 );
                 if reply.status == StatusCode::FORBIDDEN {
                     self.invalidate_access(&access).await;

@@ -13,8 +13,9 @@
 //! Every failed call becomes a [`ProviderError`] in exactly one function,
 //! `client::provider_error`:
 //! - 401/403: the relevant token (403 the AccessToken, 401 the user's
-//!   ccmessaging token) is refreshed once and the call retried once; a
-//!   second refusal is `Unauthorized`;
+//!   ccmessaging token) is refreshed at most once per call and the call
+//!   retried (both may have expired together); a token refused again after
+//!   its refresh is `Unauthorized`;
 //! - 400, 404 and other 4xx: `Rejected`, carrying the body's `errorCode` and
 //!   `exceptionInfo`/`resultDesc`; 429: `RateLimited`;
 //! - 5xx and connection failures: `Unavailable`; no answer within

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use rand::rngs::StdRng;
@@ -82,7 +82,8 @@ fn one() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FaultAction {
-    /// This HTTP status with the provider's error body.
+    /// This HTTP status with the provider's error body (a Kchat 429 also
+    /// carries `Retry-After`, as Kchat's always does).
     Status {
         /// E.g. 500, 503, 401.
         status: u16,
@@ -316,7 +317,12 @@ pub(crate) async fn layer(
     }
 }
 
-/// A failure in `provider`'s own error format.
+/// A Kchat 429 asks to wait this many seconds, as its real limiter does at
+/// the least.
+const KCHAT_RETRY_AFTER_SECS: u64 = 1;
+
+/// A failure in `provider`'s own error format. A Kchat 429 carries
+/// `Retry-After`, as Kchat's always does.
 pub(crate) fn error_response(provider: SimProvider, status: StatusCode) -> Response {
     let reason = status.canonical_reason().unwrap_or("error");
     let msg = format!("simulated failure: {reason}");
@@ -325,10 +331,42 @@ pub(crate) fn error_response(provider: SimProvider, status: StatusCode) -> Respo
             status,
             &json!({"errorCode": status.as_u16().to_string(), "exceptionInfo": msg}),
         ),
-        SimProvider::Kchat => json(
-            status,
-            &json!({"error": u32::from(status.as_u16()) * 100, "message": msg}),
-        ),
+        SimProvider::Kchat => {
+            let mut resp = json(
+                status,
+                &json!({"error": u32::from(status.as_u16()) * 100, "message": msg}),
+            );
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(KCHAT_RETRY_AFTER_SECS),
+                );
+            }
+            resp
+        }
         _ => json(status, &json!({"Code": status.as_u16(), "Message": msg})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_kchat_429s_announce_a_wait() {
+        let wait = |p, s| {
+            error_response(p, s)
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes().to_vec())
+        };
+        let too_many = StatusCode::TOO_MANY_REQUESTS;
+        assert_eq!(wait(SimProvider::Kchat, too_many), Some(b"1".to_vec()));
+        assert_eq!(
+            wait(SimProvider::Kchat, StatusCode::SERVICE_UNAVAILABLE),
+            None
+        );
+        assert_eq!(wait(SimProvider::Spark, too_many), None);
+        assert_eq!(wait(SimProvider::Ccmessaging, too_many), None);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{parse_time, ApiJson};
+use super::extract::{parse_time, ApiJson, ApiPath};
 use crate::store::Backfill;
 use crate::sync::backfill::{self, BackfillKind};
 use crate::sync::SyncContext;
@@ -59,7 +59,7 @@ async fn list(
 async fn show(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let account = state
         .accounts
@@ -83,7 +83,7 @@ pub struct BackfillRequest {
 async fn start_backfill(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<BackfillRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let account = state

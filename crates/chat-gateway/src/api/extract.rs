@@ -1,6 +1,6 @@
 //! Extractors that answer bad input in the API's own error format.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -19,6 +19,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        if url::form_urlencoded::parse(query.as_bytes())
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(nul_refused("query"));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(q) => Ok(ApiQuery(q.0)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(
@@ -26,6 +32,45 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             ),
             Err(e) => Err(ApiError::invalid_request(e.body_text())),
         }
+    }
+}
+
+/// Path parameters into `T`; undecodable segments are 400 `invalid_request`
+/// in the API's format (not the framework's plain text).
+#[derive(Debug, Clone)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(p) => {
+                if parts.uri.path().contains("%00") {
+                    return Err(nul_refused("path"));
+                }
+                Ok(ApiPath(p.0))
+            }
+            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::invalid_request(
+                format!("Bad path: {}", e.body_text()),
+            )),
+            Err(e) => Err(ApiError::invalid_request(e.body_text())),
+        }
+    }
+}
+
+/// NUL characters cannot be stored (PostgreSQL text refuses them) and are
+/// never meaningful in this API.
+fn nul_refused(place: &str) -> ApiError {
+    ApiError::invalid_request(format!("The {place} contains a NUL character."))
+}
+
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -38,8 +83,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(j) => Ok(ApiJson(j.0)),
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(j) => {
+                if has_nul(&j.0) {
+                    return Err(nul_refused("body"));
+                }
+                serde_json::from_value(j.0)
+                    .map(ApiJson)
+                    .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))
+            }
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {

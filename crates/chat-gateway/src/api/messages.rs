@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use chat_core::{Direction, MessageKind};
@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::extract::{parse_enum, parse_include, parse_limit, parse_order, parse_time, ApiQuery};
+use super::extract::{
+    parse_enum, parse_include, parse_limit, parse_order, parse_time, ApiPath, ApiQuery,
+};
 use super::sessions::{not_found, parse_provider, ShowParams};
 use super::AppState;
 use crate::store::{AccountScope, MessageFilter, Order, PageRequest};
@@ -102,7 +104,7 @@ async fn list(
 async fn show(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(p): ApiQuery<ShowParams>,
 ) -> Result<Json<Value>, ApiError> {
     let include_raw = parse_include(p.include.as_deref())?;

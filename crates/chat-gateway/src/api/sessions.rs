@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use chat_core::SessionStatus;
@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::extract::{parse_enum, parse_include, parse_limit, parse_order, parse_time, ApiQuery};
+use super::extract::{
+    parse_enum, parse_include, parse_limit, parse_order, parse_time, ApiPath, ApiQuery,
+};
 use super::messages::{message_filter, MessageParams};
 use super::AppState;
 use crate::config::PROVIDERS;
@@ -95,7 +97,7 @@ async fn list(
 async fn show(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(p): ApiQuery<ShowParams>,
 ) -> Result<Json<Value>, ApiError> {
     let include_raw = parse_include(p.include.as_deref())?;
@@ -113,7 +115,7 @@ async fn show(
 async fn list_messages(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(p): ApiQuery<MessageParams>,
 ) -> Result<Json<Value>, ApiError> {
     // The session must exist and be visible: a typo'd id is a 404, not [].

@@ -62,6 +62,15 @@ pub(super) async fn run(
     let mut events = Vec::new();
     let mut cache: HashMap<String, SessionRow> = HashMap::new();
     for change in changes {
+        let cleaned;
+        let change = if change_has_nul(change) {
+            tracing::warn!(account = %account.name, session = %change.session.external_id,
+                "provider data held NUL characters; removed");
+            cleaned = strip_nul(change);
+            &cleaned
+        } else {
+            change
+        };
         apply_change(
             &mut tx,
             account,
@@ -86,6 +95,69 @@ pub(super) async fn run(
         store.announce(seq);
     }
     Ok(summary)
+}
+
+/// Whether any stored string of a change holds a NUL, which PostgreSQL text
+/// cannot store (one such message must not jam a worker).
+fn change_has_nul(c: &SessionChange) -> bool {
+    let nul = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains('\0'));
+    let p = |p: &Option<Participant>| {
+        p.as_ref()
+            .is_some_and(|p| nul(&p.external_id) || nul(&p.name) || nul(&p.avatar_url))
+    };
+    let s = &c.session;
+    s.external_id.contains('\0')
+        || nul(&s.channel)
+        || nul(&s.rating)
+        || nul(&s.fingerprint)
+        || p(&s.customer)
+        || p(&s.agent)
+        || c.messages.iter().any(|m| {
+            m.external_id.contains('\0')
+                || m.session_external_id.contains('\0')
+                || nul(&m.text)
+                || nul(&m.event)
+                || nul(&m.sender.external_id)
+                || nul(&m.sender.name)
+                || nul(&m.sender.avatar_url)
+                || m.media.as_ref().is_some_and(|x| {
+                    nul(&x.url) || nul(&x.file_id) || nul(&x.mime_type) || nul(&x.file_name)
+                })
+                || m.card.as_ref().is_some_and(|x| {
+                    nul(&x.title)
+                        || nul(&x.description)
+                        || nul(&x.media_file_id)
+                        || nul(&x.redirect_url)
+                })
+        })
+}
+
+/// The change with NULs removed from every string (raw JSON keeps them,
+/// escaped, which text columns accept).
+fn strip_nul(c: &SessionChange) -> SessionChange {
+    match serde_json::to_value(c).map(remove_nul).and_then(|mut v| {
+        // `raw` stays exactly as the provider sent it.
+        if let Some(msgs) = v["messages"].as_array_mut() {
+            for (m, orig) in msgs.iter_mut().zip(&c.messages) {
+                m["raw"] = orig.raw.clone();
+            }
+        }
+        v["session"]["raw"] = serde_json::to_value(&c.session.raw).unwrap_or_default();
+        serde_json::from_value(v)
+    }) {
+        Ok(clean) => clean,
+        Err(_) => c.clone(),
+    }
+}
+
+fn remove_nul(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(s.replace('\0', "")),
+        Value::Array(a) => Value::Array(a.into_iter().map(remove_nul).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, remove_nul(v))).collect()),
+        other => other,
+    }
 }
 
 async fn load_session(

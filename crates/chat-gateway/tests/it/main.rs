@@ -9,6 +9,7 @@ mod actions;
 mod actions_sim;
 mod api_read;
 mod events_feed;
+mod malformed_input;
 mod store_suite;
 mod sync_live;
 mod sync_poll;

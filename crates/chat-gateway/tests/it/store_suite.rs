@@ -607,3 +607,39 @@ on_both_backends!(
     message_filters_search_and_provider_order,
     event_feed_filters_and_retention,
 );
+
+/// PostgreSQL text refuses NUL; a provider message holding one is stored
+/// without it instead of jamming the sync worker.
+async fn nul_characters_from_a_provider_are_dropped_not_fatal(db: Db) {
+    let tdb = TestDb::new(db).await;
+    let store = tdb.store().await;
+    let mut m = msg("S\u{0}1", "m\u{0}1", Role::Customer, "he\u{0}llo", t(0));
+    m.raw = serde_json::json!({"Content": "he\u{0}llo"});
+    let s = store
+        .ingest(
+            &account("a"),
+            &[change(session("S\u{0}1", "C1"), vec![m])],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.messages_created, 1);
+    let page = store
+        .list_messages(
+            &MessageFilter {
+                include_raw: true,
+                ..Default::default()
+            },
+            &page(10, Order::Asc, None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.data[0].text.as_deref(), Some("hello"));
+    assert_eq!(page.data[0].external_id.as_deref(), Some("m1"));
+    assert_eq!(page.data[0].raw.as_ref().unwrap()["Content"], "he\u{0}llo");
+}
+
+mod nul {
+    use super::*;
+    on_both_backends!(nul_characters_from_a_provider_are_dropped_not_fatal);
+}

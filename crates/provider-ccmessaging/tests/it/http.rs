@@ -206,6 +206,54 @@ async fn a_401_applies_for_a_new_user_token_and_retries_once() {
 }
 
 #[tokio::test]
+async fn tokens_expired_together_are_each_refreshed_once() {
+    let server = MockServer::start().await;
+    mount_tokens(&server, 2, 2).await;
+    history()
+        .and(header("authorization", "Bearer at-1"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "errorCode": "403",
+            "exceptionInfo": "auth fail! please apply or refresh the access token from the server!",
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    history()
+        .and(header("authorization", "Bearer at-2"))
+        .and(header("ccmessaging-token", "ut-1"))
+        .respond_with(ResponseTemplate::new(401))
+        .expect(1)
+        .mount(&server)
+        .await;
+    history()
+        .and(header("authorization", "Bearer at-2"))
+        .and(header("ccmessaging-token", "ut-2"))
+        .respond_with(history_answer(&text_items("m", 1)))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    assert_eq!(fetch(&provider(&server)).await.unwrap().fetched, 1);
+}
+
+#[tokio::test]
+async fn an_access_token_refused_after_its_refresh_is_unauthorized() {
+    let server = MockServer::start().await;
+    mount_tokens(&server, 2, 1).await;
+    history()
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "errorCode": "403",
+            "exceptionInfo": "auth fail! please apply or refresh the access token from the server!",
+        })))
+        .expect(2)
+        .mount(&server)
+        .await;
+
+    let err = fetch(&provider(&server)).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Unauthorized(_)), "{err:?}");
+}
+
+#[tokio::test]
 async fn a_second_refusal_is_unauthorized() {
     let server = MockServer::start().await;
     mount_tokens(&server, 1, 2).await;
