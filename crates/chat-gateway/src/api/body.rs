@@ -9,12 +9,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::extract::payload_too_large;
+use super::extract::{has_nul, nul_refused, payload_too_large};
 
 /// A JSON body into `T` (which should `deny_unknown_fields`) plus its
 /// canonical text. An empty body reads as `{}` (actions without options);
-/// malformed JSON, unknown fields and wrong types are 400 `invalid_request`,
-/// a body over 1 MiB 413 `payload_too_large`.
+/// malformed JSON, unknown fields, wrong types and NUL characters are 400
+/// `invalid_request`, a body over 1 MiB 413 `payload_too_large`.
 #[derive(Debug, Clone)]
 pub struct JsonBody<T> {
     /// The typed body.
@@ -53,6 +53,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         let raw: &[u8] = if empty { b"{}" } else { &bytes };
         let json: Value = serde_json::from_slice(raw)
             .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))?;
+        if has_nul(&json) {
+            return Err(nul_refused("body"));
+        }
         let canonical = canonical_json(&json);
         let value = serde_json::from_value(json)
             .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))?;

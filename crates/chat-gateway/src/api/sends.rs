@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -27,6 +27,7 @@ use serde_json::json;
 use super::auth::Caller;
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::extract::ApiPath;
 use super::idempotency::{self, Begun, Reservation};
 use super::sessions::not_found;
 use super::AppState;
@@ -312,7 +313,7 @@ fn closed_session() -> ApiError {
 async fn send(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

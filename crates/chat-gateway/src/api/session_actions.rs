@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -22,6 +22,7 @@ use serde_json::json;
 use super::auth::Caller;
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::extract::ApiPath;
 use super::idempotency::{self, Begun};
 use super::sends::{configured, payload_for, pending_message, unsupported};
 use super::sessions::not_found;
@@ -243,7 +244,7 @@ async fn run(
 async fn close(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -265,7 +266,7 @@ async fn close(
 async fn restart(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -287,7 +288,7 @@ async fn restart(
 async fn transfer(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

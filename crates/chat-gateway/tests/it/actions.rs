@@ -544,6 +544,7 @@ async fn bad_input_is_refused_before_anything_is_stored(db: Db) {
         json!({"kind": "image", "media": {"url": "https://x/a.png", "colour": "red"}}),
         json!({"kind": "text", "text": "hi", "media": {"url": "https://x/a.png"}}),
         json!({"text": "hi"}),
+        json!({"kind": "text", "text": "a\u{0}b"}),
     ] {
         let (status, _, body) = post(&gw, &send_path, w, &bad, None).await;
         assert_eq!((status, code(&body)), (400, "invalid_request"), "{bad}");
@@ -582,6 +583,25 @@ async fn bad_input_is_refused_before_anything_is_stored(db: Db) {
         w,
         &json!({"kind": "text", "text": "hi"}),
         Some(&"k".repeat(300)),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, "invalid_request"));
+
+    let (status, _, body) = post(
+        &gw,
+        "/v1/sessions/ses%00x/messages",
+        w,
+        &json!({"kind": "text", "text": "hi"}),
+        None,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, "invalid_request"));
+    let (status, _, body) = post(
+        &gw,
+        "/v1/messages",
+        w,
+        &json!({"account": "spark-main", "customer_id": "C\u{0}1", "kind": "text", "text": "hi", "confirm_new_session": true}),
+        None,
     )
     .await;
     assert_eq!((status, code(&body)), (400, "invalid_request"));
