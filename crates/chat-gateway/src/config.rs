@@ -285,6 +285,10 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[webhooks]`.
     pub webhooks: WebhooksConfig,
+    /// `[outbox]`: delivery of sends.
+    pub outbox: crate::outbox::OutboxConfig,
+    /// `[idempotency]`: how long `Idempotency-Key` answers are kept.
+    pub idempotency: crate::idempotency::IdempotencyConfig,
     /// `[database]`.
     pub database: DatabaseConfig,
     /// `[[api_keys]]`.
@@ -300,6 +304,10 @@ struct FileConfig {
     server: ServerConfig,
     #[serde(default)]
     webhooks: WebhooksConfig,
+    #[serde(default)]
+    outbox: crate::outbox::OutboxConfig,
+    #[serde(default)]
+    idempotency: crate::idempotency::IdempotencyConfig,
     #[serde(default)]
     database: DatabaseConfig,
     #[serde(default)]
@@ -389,6 +397,8 @@ impl Config {
             file: None,
             server: file.server,
             webhooks: file.webhooks,
+            outbox: file.outbox.validated()?,
+            idempotency: file.idempotency.validated()?,
             database: file.database,
             api_keys,
             accounts,

@@ -103,6 +103,26 @@ pub async fn run(
         config.clone(),
         shutdown.clone(),
     ));
+    if config.outbox.enabled {
+        let dispatcher = crate::outbox::spawn(
+            store.clone() as Arc<dyn Store>,
+            accounts.clone(),
+            config.outbox.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            let _ = dispatcher.await;
+        });
+    }
+    let cleanup = crate::idempotency::spawn_cleanup(
+        store.clone() as Arc<dyn Store>,
+        config.idempotency.clone(),
+        shutdown.clone(),
+    );
+    tasks.spawn(async move {
+        let _ = cleanup.await;
+    });
     if let Some(m) = &config.server.metrics_listen {
         let metrics_listener = TcpListener::bind(m)
             .await

@@ -61,11 +61,11 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 
 /// NUL characters cannot be stored (PostgreSQL text refuses them) and are
 /// never meaningful in this API.
-fn nul_refused(place: &str) -> ApiError {
+pub(crate) fn nul_refused(place: &str) -> ApiError {
     ApiError::invalid_request(format!("The {place} contains a NUL character."))
 }
 
-fn has_nul(v: &serde_json::Value) -> bool {
+pub(crate) fn has_nul(v: &serde_json::Value) -> bool {
     match v {
         serde_json::Value::String(s) => s.contains('\0'),
         serde_json::Value::Array(items) => items.iter().any(has_nul),

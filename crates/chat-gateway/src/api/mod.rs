@@ -3,13 +3,17 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod body;
 pub mod docs;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod messages;
 pub mod ratelimit;
+pub mod sends;
+pub mod session_actions;
 pub mod sessions;
 pub mod webhooks;
 
@@ -85,6 +89,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(accounts::router())
         .merge(sessions::router())
         .merge(messages::router())
+        .merge(sends::router())
+        .merge(session_actions::router())
         .merge(events::router())
         .merge(webhooks::router())
         .route_layer(from_fn_with_state(state.clone(), auth::require_key));

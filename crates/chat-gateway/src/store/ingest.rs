@@ -17,7 +17,9 @@ use std::collections::HashMap;
 
 use super::rows::{search_text, session_from_row, to_micros, SessionRow, SESSION_COLUMNS};
 use super::sql::{bind_all, Bind, SqlStore};
-use super::{postgres, AccountRef, Backend, IngestSummary, StoreError, StoreResult};
+use super::{
+    account_lock, echo, postgres, AccountRef, Backend, IngestSummary, StoreError, StoreResult,
+};
 use crate::ids::new_id;
 
 /// An event waiting to be inserted at the end of the transaction.
@@ -53,6 +55,8 @@ pub(super) async fn run(
 ) -> StoreResult<IngestSummary> {
     let _guard = store.write_guard().await;
     let mut tx = store.pool.begin().await?;
+    // Serialises with the API's writes to this account (PostgreSQL).
+    account_lock::lock(&mut tx, store.backend, &account.name).await?;
     let now = Utc::now();
     let mut summary = IngestSummary::default();
     let mut events = Vec::new();
@@ -329,6 +333,15 @@ async fn apply_change(
     let p = &change.session;
     let mut before = Vec::new();
     let mut after = Vec::new();
+    // The echo of a gateway outreach: its provisional session takes the
+    // provider's id instead of a second session being made (see `echo`).
+    let mut adopted = false;
+    if !cache.contains_key(&p.external_id) {
+        if let Some(row) = echo::adopt_outreach_session(tx, account, change, now).await? {
+            cache.insert(p.external_id.clone(), row);
+            adopted = true;
+        }
+    }
     if !cache.contains_key(&p.external_id) {
         match load_session(tx, &account.name, &p.external_id).await? {
             Some(row) => {
@@ -362,10 +375,10 @@ async fn apply_change(
         if m.closed {
             after.push(EventType::SessionClosed);
         }
-        if m.updated && !(m.reopened || m.transferred || m.closed) {
+        if (m.updated || adopted) && !(m.reopened || m.transferred || m.closed) {
             before.push(EventType::SessionUpdated);
         }
-        if m.updated || m.reopened || m.transferred || m.closed {
+        if m.updated || adopted || m.reopened || m.transferred || m.closed {
             row.session.updated_at = now;
         }
     }
@@ -386,7 +399,10 @@ async fn apply_change(
     Ok(())
 }
 
-async fn insert_session(tx: &mut Transaction<'_, Any>, row: &SessionRow) -> StoreResult<i64> {
+pub(crate) async fn insert_session(
+    tx: &mut Transaction<'_, Any>,
+    row: &SessionRow,
+) -> StoreResult<i64> {
     let s = &row.session;
     let agent = s.agent.clone().unwrap_or_default();
     let pk: i64 = sqlx::query(
@@ -501,6 +517,11 @@ async fn insert_message(
     m: &ProviderMessage,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<PendingEvent>> {
+    // The echo of a send made through the gateway updates that message
+    // instead of adding a second one, and emits nothing (see `echo`).
+    if echo::adopt_echo(tx, account, &row.session.id, m, now).await? {
+        return Ok(None);
+    }
     let id = new_id("msg");
     let media = m.media.as_ref().map(to_json).transpose()?;
     let card = m.card.as_ref().map(to_json).transpose()?;

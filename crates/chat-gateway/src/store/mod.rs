@@ -6,9 +6,16 @@
 //! commit order, how other replicas are woken — lives in [`sqlite`] and
 //! [`postgres`]. The shared store test suite runs every test on both.
 
+mod account_lock;
+mod actions;
+mod echo;
+mod idempotency;
 mod ingest;
+mod outbox;
 pub mod postgres;
 mod rows;
+mod sends;
+mod session_actions;
 mod sql;
 pub mod sqlite;
 mod types;
@@ -17,6 +24,7 @@ pub mod webhooks;
 use async_trait::async_trait;
 use chat_core::{Event, Message, Session, SessionChange};
 
+pub use actions::*;
 pub use sql::{redact_url as sql_redact, SqlStore};
 pub use types::*;
 pub use webhooks::WebhookStore;
@@ -50,7 +58,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything the gateway keeps, behind one interface so the API, the sync
 /// workers and the tests never care which database is underneath.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + WebhookStore {
+pub trait Store: ActionStore + WebhookStore + Send + Sync + std::fmt::Debug {
     /// Which backend this is (`sqlite` or `postgres`), for logs and `/readyz`.
     fn backend(&self) -> Backend;
 

@@ -5,6 +5,8 @@
 mod fixtures;
 mod support;
 
+mod actions;
+mod actions_sim;
 mod api_read;
 mod events_feed;
 mod malformed_input;

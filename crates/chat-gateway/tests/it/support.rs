@@ -178,6 +178,11 @@ impl TestGateway {
         }
     }
 
+    /// The gateway's database URL (for a second store, as another replica).
+    pub fn db_url(&self) -> &str {
+        &self._db.url
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
