@@ -257,16 +257,34 @@ struct Merge {
     closed: bool,
 }
 
-fn merge_session(row: &mut SessionRow, p: &ProviderSession, now: DateTime<Utc>) -> Merge {
+/// Whether a change whose newest message was sent at `newest` is older than
+/// `reference`: a redelivered view from before a close or a hand-over, which
+/// must not reopen the session or hand it back. Provider times may be
+/// whole seconds, hence the one-second allowance.
+fn predates(newest: Option<DateTime<Utc>>, reference: Option<DateTime<Utc>>) -> bool {
+    match (newest, reference) {
+        (Some(n), Some(r)) => n + chrono::Duration::seconds(1) < r,
+        _ => false,
+    }
+}
+
+fn merge_session(
+    row: &mut SessionRow,
+    p: &ProviderSession,
+    newest_message: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Merge {
+    let stale_agent = predates(newest_message, row.assignment_started_at);
     let s = &mut row.session;
     let mut m = Merge::default();
+    let stale_reopen = predates(newest_message, s.closed_at);
     match (s.status, p.status) {
         (SessionStatus::Open, Some(SessionStatus::Closed)) => {
             s.status = SessionStatus::Closed;
             s.closed_at = Some(p.closed_at.unwrap_or(now));
             m.closed = true;
         }
-        (SessionStatus::Closed, Some(SessionStatus::Open)) => {
+        (SessionStatus::Closed, Some(SessionStatus::Open)) if !stale_reopen => {
             s.status = SessionStatus::Open;
             s.closed_at = None;
             m.reopened = true;
@@ -276,7 +294,7 @@ fn merge_session(row: &mut SessionRow, p: &ProviderSession, now: DateTime<Utc>) 
         }
         _ => {}
     }
-    if let Some(agent) = p.agent.as_ref().filter(|a| !a.is_empty()) {
+    if let Some(agent) = p.agent.as_ref().filter(|a| !a.is_empty() && !stale_agent) {
         let previous = s.agent.as_ref().and_then(|a| a.external_id.clone());
         let is_new_agent =
             agent.external_id.is_some() && previous.is_some() && agent.external_id != previous;
@@ -365,7 +383,8 @@ async fn apply_change(
         ));
     };
     if before.is_empty() {
-        let m = merge_session(row, p, now);
+        let newest = change.messages.iter().map(|msg| msg.sent_at).max();
+        let m = merge_session(row, p, newest, now);
         if m.reopened {
             before.push(EventType::SessionReopened);
         }

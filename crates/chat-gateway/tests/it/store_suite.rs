@@ -184,7 +184,7 @@ async fn status_changes_emit_close_reopen_and_transfer(db: Db) {
             &acc,
             &[change(
                 reopened,
-                vec![msg("S1", "m2", Role::Agent, "b", t(5))],
+                vec![msg("S1", "m2", Role::Agent, "b", chrono::Utc::now())],
             )],
             None,
         )
@@ -642,4 +642,74 @@ async fn nul_characters_from_a_provider_are_dropped_not_fatal(db: Db) {
 mod nul {
     use super::*;
     on_both_backends!(nul_characters_from_a_provider_are_dropped_not_fatal);
+}
+
+/// A redelivered provider view from before a close or a hand-over (Spark
+/// re-sends unacked messages with the agent and status of their time) must
+/// not reopen the session or hand it back.
+async fn stale_redelivery_neither_reopens_nor_hands_back(db: Db) {
+    let tdb = TestDb::new(db).await;
+    let store = tdb.store().await;
+    let acc = account("spark-main");
+    let old = msg("S1", "m1", Role::Customer, "早上好", t(0));
+    store
+        .ingest(
+            &acc,
+            &[change(session("S1", "C1"), vec![old.clone()])],
+            None,
+        )
+        .await
+        .unwrap();
+    // A hand-over to A2 seen now, then the session closes.
+    let mut handed = session("S1", "C1");
+    handed.agent.as_mut().unwrap().external_id = Some("A2".into());
+    store
+        .ingest(&acc, &[change(handed, vec![])], None)
+        .await
+        .unwrap();
+    let mut closed = session("S1", "C1");
+    closed.agent = None;
+    closed.status = Some(SessionStatus::Closed);
+    store
+        .ingest(&acc, &[change(closed, vec![])], None)
+        .await
+        .unwrap();
+    let before = store.read_events(&all_events()).await.unwrap().len();
+    // The old message comes again, in an AddSession naming the old agent.
+    store
+        .ingest(&acc, &[change(session("S1", "C1"), vec![old])], None)
+        .await
+        .unwrap();
+    let s = store
+        .find_session("spark-main", "S1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.status, SessionStatus::Closed);
+    assert_eq!(s.agent.unwrap().external_id.as_deref(), Some("A2"));
+    assert_eq!(
+        store.read_events(&all_events()).await.unwrap().len(),
+        before,
+        "no event for a stale view"
+    );
+    // A genuinely new message after the close does reopen it.
+    let fresh = msg("S1", "m2", Role::Customer, "还在吗", chrono::Utc::now());
+    store
+        .ingest(&acc, &[change(session("S1", "C1"), vec![fresh])], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_session("spark-main", "S1")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        SessionStatus::Open
+    );
+}
+
+mod stale {
+    use super::*;
+    on_both_backends!(stale_redelivery_neither_reopens_nor_hands_back);
 }
