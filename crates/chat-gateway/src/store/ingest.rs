@@ -418,47 +418,83 @@ async fn apply_change(
     Ok(())
 }
 
+/// The session columns ingest may change, in the order
+/// [`bind_session_fields`] binds them.
+const SESSION_FIELDS: [&str; 20] = [
+    "status",
+    "channel",
+    "customer_external_id",
+    "customer_name",
+    "customer_avatar_url",
+    "agent_external_id",
+    "agent_name",
+    "agent_avatar_url",
+    "started_by",
+    "rating",
+    "created_at",
+    "assigned_at",
+    "closed_at",
+    "assignment_started_at",
+    "first_response_at",
+    "last_message_at",
+    "updated_at",
+    "message_count",
+    "fingerprint",
+    "raw",
+];
+
+/// Binds [`SESSION_FIELDS`] of `row`, in order.
+fn bind_session_fields<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    row: &'q SessionRow,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    let s = &row.session;
+    let agent = s.agent.as_ref();
+    q.bind(s.status.as_str())
+        .bind(s.channel.as_deref())
+        .bind(s.customer.external_id.as_deref())
+        .bind(s.customer.name.as_deref())
+        .bind(s.customer.avatar_url.as_deref())
+        .bind(agent.and_then(|a| a.external_id.as_deref()))
+        .bind(agent.and_then(|a| a.name.as_deref()))
+        .bind(agent.and_then(|a| a.avatar_url.as_deref()))
+        .bind(s.started_by.map(|b| b.as_str()))
+        .bind(s.rating.as_deref())
+        .bind(to_micros(s.created_at))
+        .bind(s.assigned_at.map(to_micros))
+        .bind(s.closed_at.map(to_micros))
+        .bind(row.assignment_started_at.map(to_micros))
+        .bind(s.first_response_at.map(to_micros))
+        .bind(s.last_message_at.map(to_micros))
+        .bind(to_micros(s.updated_at))
+        .bind(s.message_count)
+        .bind(row.fingerprint.as_deref())
+        .bind(row.raw_text.as_deref())
+}
+
+/// Inserts a new session row; returns its pk.
 pub(crate) async fn insert_session(
     tx: &mut Transaction<'_, Any>,
     row: &SessionRow,
 ) -> StoreResult<i64> {
     let s = &row.session;
-    let agent = s.agent.clone().unwrap_or_default();
-    let pk: i64 = sqlx::query(
-        "INSERT INTO sessions (id, account, provider, external_id, status, channel, \
-         customer_external_id, customer_name, customer_avatar_url, agent_external_id, \
-         agent_name, agent_avatar_url, started_by, rating, created_at, assigned_at, closed_at, \
-         assignment_started_at, first_response_at, last_message_at, updated_at, message_count, \
-         fingerprint, raw) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) RETURNING pk",
-    )
-    .bind(&s.id)
-    .bind(&s.account)
-    .bind(&s.provider)
-    .bind(&s.external_id)
-    .bind(s.status.as_str())
-    .bind(s.channel.as_deref())
-    .bind(s.customer.external_id.as_deref())
-    .bind(s.customer.name.as_deref())
-    .bind(s.customer.avatar_url.as_deref())
-    .bind(agent.external_id.as_deref())
-    .bind(agent.name.as_deref())
-    .bind(agent.avatar_url.as_deref())
-    .bind(s.started_by.map(|b| b.as_str()))
-    .bind(s.rating.as_deref())
-    .bind(to_micros(s.created_at))
-    .bind(s.assigned_at.map(to_micros))
-    .bind(s.closed_at.map(to_micros))
-    .bind(row.assignment_started_at.map(to_micros))
-    .bind(s.first_response_at.map(to_micros))
-    .bind(s.last_message_at.map(to_micros))
-    .bind(to_micros(s.updated_at))
-    .bind(s.message_count)
-    .bind(row.fingerprint.as_deref())
-    .bind(row.raw_text.as_deref())
-    .fetch_one(&mut **tx)
-    .await?
-    .try_get(0)?;
+    let placeholders: Vec<String> = (5..5 + SESSION_FIELDS.len())
+        .map(|i| format!("${i}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO sessions (id, account, provider, external_id, {}) VALUES ($1, $2, $3, $4, {}) RETURNING pk",
+        SESSION_FIELDS.join(", "),
+        placeholders.join(", ")
+    );
+    let q = sqlx::query(&sql)
+        .bind(&s.id)
+        .bind(&s.account)
+        .bind(&s.provider)
+        .bind(&s.external_id);
+    let pk: i64 = bind_session_fields(q, row)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
     Ok(pk)
 }
 
@@ -467,39 +503,20 @@ pub(crate) async fn write_session(
     tx: &mut Transaction<'_, Any>,
     row: &SessionRow,
 ) -> StoreResult<()> {
-    let s = &row.session;
-    let agent = s.agent.clone().unwrap_or_default();
-    sqlx::query(
-        "UPDATE sessions SET status = $1, channel = $2, customer_external_id = $3, \
-         customer_name = $4, customer_avatar_url = $5, agent_external_id = $6, agent_name = $7, \
-         agent_avatar_url = $8, started_by = $9, rating = $10, created_at = $11, \
-         assigned_at = $12, closed_at = $13, assignment_started_at = $14, \
-         first_response_at = $15, last_message_at = $16, updated_at = $17, message_count = $18, \
-         fingerprint = $19, raw = $20 WHERE pk = $21",
-    )
-    .bind(s.status.as_str())
-    .bind(s.channel.as_deref())
-    .bind(s.customer.external_id.as_deref())
-    .bind(s.customer.name.as_deref())
-    .bind(s.customer.avatar_url.as_deref())
-    .bind(agent.external_id.as_deref())
-    .bind(agent.name.as_deref())
-    .bind(agent.avatar_url.as_deref())
-    .bind(s.started_by.map(|b| b.as_str()))
-    .bind(s.rating.as_deref())
-    .bind(to_micros(s.created_at))
-    .bind(s.assigned_at.map(to_micros))
-    .bind(s.closed_at.map(to_micros))
-    .bind(row.assignment_started_at.map(to_micros))
-    .bind(s.first_response_at.map(to_micros))
-    .bind(s.last_message_at.map(to_micros))
-    .bind(to_micros(s.updated_at))
-    .bind(s.message_count)
-    .bind(row.fingerprint.as_deref())
-    .bind(row.raw_text.as_deref())
-    .bind(row.pk)
-    .execute(&mut **tx)
-    .await?;
+    let sets: Vec<String> = SESSION_FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .collect();
+    let sql = format!(
+        "UPDATE sessions SET {} WHERE pk = ${}",
+        sets.join(", "),
+        SESSION_FIELDS.len() + 1
+    );
+    bind_session_fields(sqlx::query(&sql), row)
+        .bind(row.pk)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
