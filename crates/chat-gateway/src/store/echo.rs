@@ -28,7 +28,7 @@ use super::{AccountRef, StoreResult};
 pub const ECHO_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 
 /// Whether `m` could be the echo of a gateway send at all.
-fn may_be_echo(m: &ProviderMessage) -> bool {
+pub(crate) fn may_be_echo(m: &ProviderMessage) -> bool {
     m.sender.role != Role::Customer && matches!(m.kind, MessageKind::Text | MessageKind::Image)
 }
 
@@ -73,6 +73,26 @@ async fn unclaimed_sends(
     rows.iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect()
+}
+
+/// Whether `session_id` has any gateway send an echo could still claim: one
+/// cheap query per session and batch, so ordinary synced traffic skips the
+/// per-message matching.
+pub(crate) async fn has_unclaimed_sends(
+    tx: &mut Transaction<'_, Any>,
+    session_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let row = sqlx::query(
+        "SELECT 1 FROM messages WHERE session_id = $1 AND external_id IS NULL \
+         AND direction = 'outbound' \
+         AND (delivery_status = 'pending' OR (delivery_status = 'sent' AND sent_at >= $2)) LIMIT 1",
+    )
+    .bind(session_id)
+    .bind(to_micros(now - ECHO_WINDOW))
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.is_some())
 }
 
 /// Matches `m` to a gateway send in `session_id`; `true` when one took the

@@ -61,6 +61,7 @@ pub(super) async fn run(
     let mut summary = IngestSummary::default();
     let mut events = Vec::new();
     let mut cache: HashMap<String, SessionRow> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
     for change in changes {
         let cleaned;
         let change = if change_has_nul(change) {
@@ -77,6 +78,7 @@ pub(super) async fn run(
             change,
             now,
             &mut cache,
+            &mut seen,
             &mut events,
             &mut summary,
         )
@@ -345,6 +347,7 @@ async fn apply_change(
     change: &SessionChange,
     now: DateTime<Utc>,
     cache: &mut HashMap<String, SessionRow>,
+    seen: &mut std::collections::HashSet<String>,
     events: &mut Vec<PendingEvent>,
     summary: &mut IngestSummary,
 ) -> StoreResult<()> {
@@ -402,8 +405,26 @@ async fn apply_change(
         }
     }
     let mut message_events = Vec::new();
-    for msg in &change.messages {
-        if let Some(ev) = insert_message(tx, account, row, msg, now).await? {
+    // Each message once per call (providers may repeat one within an answer).
+    let fresh: Vec<&ProviderMessage> = change
+        .messages
+        .iter()
+        .filter(|m| seen.insert(m.external_id.clone()))
+        .collect();
+    // The echo of a send made through the gateway updates that message
+    // instead of adding a second one, and emits nothing (see `echo`). One
+    // query tells whether this session has any send an echo could match.
+    let check_echo = fresh.iter().any(|m| echo::may_be_echo(m))
+        && echo::has_unclaimed_sends(tx, &row.session.id, now).await?;
+    let mut to_insert = Vec::with_capacity(fresh.len());
+    for m in fresh {
+        if check_echo && echo::adopt_echo(tx, account, &row.session.id, m, now).await? {
+            continue;
+        }
+        to_insert.push(m);
+    }
+    for chunk in to_insert.chunks(MESSAGE_BATCH) {
+        for ev in insert_messages(tx, account, row, chunk, now).await? {
             summary.messages_created += 1;
             message_events.push(ev);
         }
@@ -546,79 +567,128 @@ pub(crate) fn count_message(
     s.updated_at = now;
 }
 
-async fn insert_message(
+/// Messages per multi-row INSERT (20 columns each: well under both
+/// backends' parameter limits).
+const MESSAGE_BATCH: usize = 100;
+
+/// The message columns an insert writes, in bind order.
+const MESSAGE_FIELDS: [&str; 20] = [
+    "id",
+    "session_id",
+    "account",
+    "provider",
+    "external_id",
+    "customer_external_id",
+    "direction",
+    "sender_role",
+    "sender_external_id",
+    "sender_name",
+    "sender_avatar_url",
+    "kind",
+    "text",
+    "search_text",
+    "media",
+    "card",
+    "event",
+    "sent_at",
+    "received_at",
+    "raw",
+];
+
+/// Inserts messages of one session in one statement, skipping those already
+/// stored; counts the new ones into the session and returns their events,
+/// in provider order.
+async fn insert_messages(
     tx: &mut Transaction<'_, Any>,
     account: &AccountRef,
     row: &mut SessionRow,
-    m: &ProviderMessage,
+    messages: &[&ProviderMessage],
     now: DateTime<Utc>,
-) -> StoreResult<Option<PendingEvent>> {
-    // The echo of a send made through the gateway updates that message
-    // instead of adding a second one, and emits nothing (see `echo`).
-    if echo::adopt_echo(tx, account, &row.session.id, m, now).await? {
-        return Ok(None);
+) -> StoreResult<Vec<PendingEvent>> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
     }
-    let id = new_id("msg");
-    let media = m.media.as_ref().map(to_json).transpose()?;
-    let card = m.card.as_ref().map(to_json).transpose()?;
-    let raw = m.raw.to_string();
-    let inserted = sqlx::query(
-        "INSERT INTO messages (id, session_id, account, provider, external_id, \
-         customer_external_id, direction, sender_role, sender_external_id, sender_name, \
-         sender_avatar_url, kind, text, search_text, media, card, event, sent_at, received_at, \
-         raw) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-         $17, $18, $19, $20) ON CONFLICT (account, external_id) DO NOTHING RETURNING pk",
-    )
-    .bind(&id)
-    .bind(&row.session.id)
-    .bind(&account.name)
-    .bind(&account.provider)
-    .bind(&m.external_id)
-    .bind(row.session.customer.external_id.as_deref())
-    .bind(m.direction().as_str())
-    .bind(m.sender.role.as_str())
-    .bind(m.sender.external_id.as_deref())
-    .bind(m.sender.name.as_deref())
-    .bind(m.sender.avatar_url.as_deref())
-    .bind(m.kind.as_str())
-    .bind(m.text.as_deref())
-    .bind(search_text(m.text.as_deref()))
-    .bind(media)
-    .bind(card)
-    .bind(m.event.as_deref())
-    .bind(to_micros(m.sent_at))
-    .bind(m.received_at.map(to_micros))
-    .bind(raw)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if inserted.is_none() {
-        return Ok(None);
+    let mut binds = Vec::with_capacity(messages.len() * MESSAGE_FIELDS.len());
+    let mut values = Vec::with_capacity(messages.len());
+    let mut ids = Vec::with_capacity(messages.len());
+    for m in messages {
+        let id = new_id("msg");
+        let n = binds.len();
+        values.push(format!(
+            "({})",
+            (1..=MESSAGE_FIELDS.len())
+                .map(|i| format!("${}", n + i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        binds.extend([
+            Bind::Text(id.clone()),
+            Bind::Text(row.session.id.clone()),
+            Bind::Text(account.name.clone()),
+            Bind::Text(account.provider.clone()),
+            Bind::Text(m.external_id.clone()),
+            Bind::OptText(row.session.customer.external_id.clone()),
+            Bind::Text(m.direction().as_str().to_string()),
+            Bind::Text(m.sender.role.as_str().to_string()),
+            Bind::OptText(m.sender.external_id.clone()),
+            Bind::OptText(m.sender.name.clone()),
+            Bind::OptText(m.sender.avatar_url.clone()),
+            Bind::Text(m.kind.as_str().to_string()),
+            Bind::OptText(m.text.clone()),
+            Bind::OptText(search_text(m.text.as_deref())),
+            Bind::OptText(m.media.as_ref().map(to_json).transpose()?),
+            Bind::OptText(m.card.as_ref().map(to_json).transpose()?),
+            Bind::OptText(m.event.clone()),
+            Bind::Int(to_micros(m.sent_at)),
+            Bind::OptInt(m.received_at.map(to_micros)),
+            Bind::Text(m.raw.to_string()),
+        ]);
+        ids.push(id);
     }
-    count_message(row, m.sender.role, m.kind, m.sent_at, now);
-    let message = chat_core::Message {
-        id: id.clone(),
-        session_id: row.session.id.clone(),
-        provider: account.provider.clone(),
-        account: account.name.clone(),
-        external_id: Some(m.external_id.clone()),
-        direction: m.direction(),
-        sender: m.sender.clone(),
-        kind: m.kind,
-        text: m.text.clone(),
-        media: m.media.clone(),
-        card: m.card.clone(),
-        event: m.event.clone(),
-        sent_at: m.sent_at,
-        received_at: m.received_at,
-        delivery: None,
-        raw: None,
-    };
-    Ok(Some(PendingEvent {
-        event_type: EventType::MessageCreated,
-        session_id: row.session.id.clone(),
-        message_id: Some(id),
-        data: to_json(&message)?,
-    }))
+    let sql = format!(
+        "INSERT INTO messages ({}) VALUES {} ON CONFLICT (account, external_id) DO NOTHING \
+         RETURNING external_id",
+        MESSAGE_FIELDS.join(", "),
+        values.join(", ")
+    );
+    let inserted: std::collections::HashSet<String> = bind_all(sqlx::query(&sql), &binds)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()?;
+    let mut events = Vec::with_capacity(inserted.len());
+    for (m, id) in messages.iter().zip(ids) {
+        if !inserted.contains(&m.external_id) {
+            continue;
+        }
+        count_message(row, m.sender.role, m.kind, m.sent_at, now);
+        let message = chat_core::Message {
+            id: id.clone(),
+            session_id: row.session.id.clone(),
+            provider: account.provider.clone(),
+            account: account.name.clone(),
+            external_id: Some(m.external_id.clone()),
+            direction: m.direction(),
+            sender: m.sender.clone(),
+            kind: m.kind,
+            text: m.text.clone(),
+            media: m.media.clone(),
+            card: m.card.clone(),
+            event: m.event.clone(),
+            sent_at: m.sent_at,
+            received_at: m.received_at,
+            delivery: None,
+            raw: None,
+        };
+        events.push(PendingEvent {
+            event_type: EventType::MessageCreated,
+            session_id: row.session.id.clone(),
+            message_id: Some(id),
+            data: to_json(&message)?,
+        });
+    }
+    Ok(events)
 }
 
 async fn save_checkpoint(

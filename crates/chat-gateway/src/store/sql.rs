@@ -24,6 +24,7 @@ use super::{
 pub(super) enum Bind {
     Int(i64),
     Text(String),
+    OptInt(Option<i64>),
     OptText(Option<String>),
 }
 
@@ -112,6 +113,7 @@ pub(super) fn bind_all<'q>(
         q = match b {
             Bind::Int(v) => q.bind(*v),
             Bind::Text(v) => q.bind(v.as_str()),
+            Bind::OptInt(v) => q.bind(*v),
             Bind::OptText(v) => q.bind(v.as_deref()),
         };
     }
