@@ -6,6 +6,7 @@
 //! | `GET /_sim/state` | | summary of every served provider |
 //! | `POST /_sim/reset` | | empties all state, faults and records |
 //! | `POST /_sim/spark/messages` | [`SparkInject`] | [`SparkInjected`] |
+//! | `POST /_sim/spark/bulk` | [`SparkBulk`] | [`SparkBulkReport`] |
 //! | `GET /_sim/spark/sessions` | | list of [`SparkSessionInfo`] |
 //! | `POST /_sim/spark/sessions/{id}/close` | | provider-side close (DelSession) |
 //! | `PUT /_sim/spark/agents/{id}` | `{"online", "name"?, "image"?}` | creates or updates an agent |
@@ -52,7 +53,10 @@ use crate::faults::{FailNext, FaultProfile, SINGLE};
 use crate::kchat::{KchatChatPatch, KchatNewChat, KchatNewMessage, KchatReceived};
 use crate::options::SimProvider;
 use crate::script::{Script, ScriptReport};
-use crate::spark::{SparkAgent, SparkInject, SparkInjected, SparkReceived, SparkSessionInfo};
+use crate::spark::{
+    SparkAgent, SparkBulk, SparkBulkReport, SparkInject, SparkInjected, SparkReceived,
+    SparkSessionInfo,
+};
 use crate::traffic::{HistoryOptions, TrafficHandle, TrafficOptions};
 use crate::util::{json, lock, parse_body};
 use crate::Shared;
@@ -134,6 +138,12 @@ impl SimControl {
     /// sent elsewhere), creating the session if new; it goes on the feed.
     pub fn spark_inject(&self, msg: SparkInject) -> Result<SparkInjected, SimError> {
         self.shared.spark()?.inject(msg)
+    }
+
+    /// Generates many messages over new sessions in one step (load tests);
+    /// they go on the feed together, as one burst.
+    pub fn spark_bulk(&self, req: SparkBulk) -> Result<SparkBulkReport, SimError> {
+        self.shared.spark()?.bulk(req)
     }
 
     /// Ends a session on the provider side; a DelSession goes on the feed.
@@ -362,6 +372,12 @@ pub(crate) fn router(control: SimControl) -> Router {
             "/_sim/spark/messages",
             post(|State(c): State<SimControl>, b: Bytes| async move {
                 ok_json(&c.spark_inject(body(&b)?)?)
+            }),
+        )
+        .route(
+            "/_sim/spark/bulk",
+            post(|State(c): State<SimControl>, b: Bytes| async move {
+                ok_json(&c.spark_bulk(body(&b)?)?)
             }),
         )
         .route(

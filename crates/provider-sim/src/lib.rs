@@ -94,8 +94,8 @@ pub use script::{
     ScriptSession,
 };
 pub use spark::{
-    SparkActionRecord, SparkAgent, SparkInject, SparkInjected, SparkReceived, SparkSendRecord,
-    SparkSessionInfo,
+    SparkActionRecord, SparkAgent, SparkBulk, SparkBulkReport, SparkInject, SparkInjected,
+    SparkReceived, SparkSendRecord, SparkSessionInfo, BULK_MAX_MESSAGES,
 };
 pub use traffic::{HistoryOptions, TrafficHandle, TrafficOptions};
 

@@ -28,6 +28,10 @@ struct Args {
     /// How long a live Spark query is held, in seconds.
     #[arg(long, default_value_t = 25)]
     hold_secs: u64,
+    /// Spark: at most this many entries per live answer (default: every
+    /// unacked message at once, as the provider does).
+    #[arg(long)]
+    spark_live_batch_max: Option<usize>,
     /// Time zone of provider-local times.
     #[arg(long, default_value = "Asia/Shanghai")]
     timezone: String,
@@ -58,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut opts = SimOptions {
         spark_hold: Duration::from_secs(args.hold_secs),
+        spark_live_batch_max: args.spark_live_batch_max,
         time_zone: args
             .timezone
             .parse()

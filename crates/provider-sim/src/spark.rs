@@ -109,6 +109,43 @@ pub struct SparkInjected {
     pub new_session: bool,
 }
 
+/// Most messages one bulk call may generate.
+pub const BULK_MAX_MESSAGES: usize = 5_000_000;
+
+/// Many provider-side messages at once, generated in-process (load tests):
+/// `sessions` new sessions, each with its own customer, and `messages`
+/// messages dealt to them in turn (message `k` goes to session
+/// `k % sessions`), so every answer of the feed mixes many conversations.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparkBulk {
+    /// New sessions to open (at least 1).
+    pub sessions: usize,
+    /// Messages in all (at least 1, at most [`BULK_MAX_MESSAGES`]).
+    pub messages: usize,
+    /// Customers are `{customer_prefix}{i}` (default `bulk-`); a customer
+    /// that already exists keeps its name and gets a new session.
+    #[serde(default)]
+    pub customer_prefix: Option<String>,
+    /// Every `agent_every`-th message of a session is an agent's reply
+    /// (`Type` 1); 0 makes them all the customer's. Default 2: turns alternate.
+    #[serde(default)]
+    pub agent_every: Option<usize>,
+}
+
+/// What a bulk generation created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SparkBulkReport {
+    /// The new sessions' ids, in customer order.
+    pub session_ids: Vec<String>,
+    /// How many messages went on the feed.
+    pub messages: usize,
+    /// The `Id` of the first generated message.
+    pub first_message_id: String,
+    /// The `Id` of the last generated message.
+    pub last_message_id: String,
+}
+
 /// Creates or updates an agent, e.g. to take one offline before a transfer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -622,6 +659,56 @@ impl Inner {
         })
     }
 
+    fn bulk(&mut self, req: SparkBulk) -> Result<SparkBulkReport, SimError> {
+        if req.sessions == 0 || req.messages == 0 {
+            return Err(SimError::Invalid(
+                "`sessions` and `messages` must both be at least 1".into(),
+            ));
+        }
+        if req.messages > BULK_MAX_MESSAGES {
+            return Err(SimError::Invalid(format!(
+                "`messages` is at most {BULK_MAX_MESSAGES}"
+            )));
+        }
+        let prefix = req.customer_prefix.unwrap_or_else(|| "bulk-".into());
+        let agent_every = req.agent_every.unwrap_or(2);
+        let mut session_ids = Vec::with_capacity(req.sessions);
+        for i in 0..req.sessions {
+            let customer = format!("{prefix}{i}");
+            let name = crate::content::CUSTOMERS[i % crate::content::CUSTOMERS.len()].1;
+            if !self.customers.contains_key(&customer) {
+                self.ensure_customer(&customer, Some(format!("{name} {i}")), None);
+            }
+            let agent = self.default_agent();
+            let id = self.new_session_id();
+            session_ids.push(self.create_session(id, &customer, agent, (i % 3) as i64));
+        }
+        let at = Utc::now();
+        let mut first = String::new();
+        let mut last = String::new();
+        for k in 0..req.messages {
+            let session = session_ids[k % req.sessions].as_str();
+            let turn = k / req.sessions;
+            let from_agent = agent_every > 0 && turn % agent_every == agent_every - 1;
+            let (kind, lines) = if from_agent {
+                (1, crate::content::AGENT_LINES)
+            } else {
+                (0, crate::content::CUSTOMER_LINES)
+            };
+            let content = format!("{} #{turn}", lines[k % lines.len()]);
+            last = self.push_message(session, kind, "0", content, at);
+            if k == 0 {
+                first = last.clone();
+            }
+        }
+        Ok(SparkBulkReport {
+            session_ids,
+            messages: req.messages,
+            first_message_id: first,
+            last_message_id: last,
+        })
+    }
+
     fn close(&mut self, session_id: &str) -> Result<(), Refusal> {
         match self.sessions.get_mut(session_id) {
             Some(s) if s.active => s.active = false,
@@ -879,6 +966,10 @@ impl Spark {
 
     pub(crate) fn inject(&self, req: SparkInject) -> Result<SparkInjected, SimError> {
         self.mutate(|s| s.inject(req))
+    }
+
+    pub(crate) fn bulk(&self, req: SparkBulk) -> Result<SparkBulkReport, SimError> {
+        self.mutate(|s| s.bulk(req))
     }
 
     pub(crate) fn provider_close(&self, session_id: &str) -> Result<(), SimError> {

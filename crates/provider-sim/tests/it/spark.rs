@@ -568,6 +568,97 @@ async fn shutdown_answers_held_polls_at_once() {
     assert!(t.elapsed() < Duration::from_secs(3));
 }
 
+#[tokio::test]
+async fn bulk_route_deals_messages_over_new_sessions_and_streams_them_in_capped_answers() {
+    let server = sim(
+        SimProvider::Spark,
+        SimOptions {
+            spark_hold: Duration::from_millis(300),
+            spark_live_batch_max: Some(4),
+            ..fast()
+        },
+    )
+    .await;
+    let (status, report) = post(
+        &server,
+        "/_sim/spark/bulk",
+        json!({"sessions": 3, "messages": 10, "customer_prefix": "load-"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["messages"], 10);
+    let sessions: Vec<String> = report["session_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sessions.len(), 3);
+
+    // Answers carry at most 4 messages; acking each lets the next ones come.
+    let mut acks = String::new();
+    let mut seen: Vec<Value> = Vec::new();
+    let mut answers = 0;
+    while seen.len() < 10 {
+        let ops = live(&server, &acks).await;
+        let ids = message_ids(&ops);
+        assert!(!ids.is_empty() && ids.len() <= 4, "{ops:?}");
+        answers += 1;
+        acks = ids.join(",");
+        for op in &ops {
+            for m in op["Message"].as_array().unwrap() {
+                let mut m = m.clone();
+                m["SessionId"] = op["SessionId"].clone();
+                m["FromId"] = op["FromId"].clone();
+                seen.push(m);
+            }
+        }
+    }
+    assert_eq!(answers, 3);
+    assert!(live(&server, &acks).await.is_empty());
+    assert_eq!(seen.first().unwrap()["Id"], report["first_message_id"]);
+    assert_eq!(seen.last().unwrap()["Id"], report["last_message_id"]);
+    // Dealt in turn: message k to session k % 3; within a session the
+    // customer and the agent alternate (agent_every defaults to 2).
+    for (k, m) in seen.iter().enumerate() {
+        assert_eq!(m["SessionId"], sessions[k % 3].as_str(), "message {k}");
+        assert_eq!(m["FromId"], format!("load-{}", k % 3).as_str());
+        let turn = k / 3;
+        assert_eq!(m["Type"], if turn % 2 == 1 { 1 } else { 0 }, "message {k}");
+        assert_eq!(m["ContentType"], "0");
+        assert!(m["Content"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("#{turn}")));
+    }
+    let counts: Vec<usize> = server
+        .control()
+        .spark_sessions()
+        .unwrap()
+        .into_iter()
+        .filter(|s| sessions.contains(&s.session_id))
+        .map(|s| s.messages)
+        .collect();
+    assert_eq!(counts.iter().sum::<usize>(), 10);
+    assert!(counts.iter().all(|c| (3..=4).contains(c)), "{counts:?}");
+}
+
+#[tokio::test]
+async fn bulk_route_refuses_empty_or_oversized_requests() {
+    let server = sim(SimProvider::Spark, fast()).await;
+    for body in [
+        json!({"sessions": 0, "messages": 10}),
+        json!({"sessions": 1, "messages": 0}),
+        json!({"sessions": 1, "messages": provider_sim::BULK_MAX_MESSAGES + 1}),
+        json!({"sessions": 1}),
+    ] {
+        let (status, answer) = post(&server, "/_sim/spark/bulk", body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+    assert_eq!(server.control().spark_sessions().unwrap().len(), 0);
+}
+
 /// The benchmark's shape at full size: 200k messages over 2k sessions,
 /// streamed to a client that acks each answer. Run with `--ignored`.
 #[tokio::test]
