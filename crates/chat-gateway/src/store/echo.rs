@@ -75,21 +75,45 @@ async fn unclaimed_sends(
         .collect()
 }
 
-/// Whether `session_id` has any gateway send an echo could still claim: one
-/// cheap query per session and batch, so ordinary synced traffic skips the
+/// Which of `session_ids` hold a gateway send an echo could still claim:
+/// one indexed query per ingest call, so ordinary synced traffic skips the
 /// per-message matching.
-pub(crate) async fn has_unclaimed_sends(
+pub(crate) async fn sessions_with_unclaimed_sends(
     tx: &mut Transaction<'_, Any>,
-    session_id: &str,
+    session_ids: &[String],
     now: DateTime<Utc>,
+) -> StoreResult<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in session_ids.chunks(500) {
+        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT DISTINCT session_id FROM messages WHERE external_id IS NULL \
+             AND session_id IN ({}) AND direction = 'outbound' \
+             AND (delivery_status = 'pending' OR (delivery_status = 'sent' AND sent_at >= $1))",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(to_micros(now - ECHO_WINDOW));
+        for id in chunk {
+            q = q.bind(id.as_str());
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            out.insert(r.try_get(0)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the account has any provisional outreach session (one cheap
+/// query before looking for one per unknown session).
+pub(crate) async fn has_provisional_sessions(
+    tx: &mut Transaction<'_, Any>,
+    account: &str,
 ) -> StoreResult<bool> {
     let row = sqlx::query(
-        "SELECT 1 FROM messages WHERE session_id = $1 AND external_id IS NULL \
-         AND direction = 'outbound' \
-         AND (delivery_status = 'pending' OR (delivery_status = 'sent' AND sent_at >= $2)) LIMIT 1",
+        "SELECT 1 FROM sessions WHERE account = $1 AND status = 'open' AND external_id LIKE $2 LIMIT 1",
     )
-    .bind(session_id)
-    .bind(to_micros(now - ECHO_WINDOW))
+    .bind(account)
+    .bind(format!("{PROVISIONAL_SESSION_PREFIX}%"))
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.is_some())

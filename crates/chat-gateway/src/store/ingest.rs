@@ -58,35 +58,27 @@ pub(super) async fn run(
     // Serialises with the API's writes to this account (PostgreSQL).
     account_lock::lock(&mut tx, store.backend, &account.name).await?;
     let now = Utc::now();
-    let mut summary = IngestSummary::default();
-    let mut events = Vec::new();
-    let mut cache: HashMap<String, SessionRow> = HashMap::new();
-    let mut seen = std::collections::HashSet::new();
-    for change in changes {
-        let cleaned;
-        let change = if change_has_nul(change) {
-            tracing::warn!(account = %account.name, session = %change.session.external_id,
-                "provider data held NUL characters; removed");
-            cleaned = strip_nul(change);
-            &cleaned
-        } else {
-            change
-        };
-        apply_change(
-            &mut tx,
-            account,
-            change,
-            now,
-            &mut cache,
-            &mut seen,
-            &mut events,
-            &mut summary,
-        )
-        .await?;
+    let cleaned: Vec<std::borrow::Cow<'_, SessionChange>> = changes
+        .iter()
+        .map(|change| {
+            if change_has_nul(change) {
+                tracing::warn!(account = %account.name, session = %change.session.external_id,
+                    "provider data held NUL characters; removed");
+                std::borrow::Cow::Owned(strip_nul(change))
+            } else {
+                std::borrow::Cow::Borrowed(change)
+            }
+        })
+        .collect();
+    let changes: Vec<&SessionChange> = cleaned.iter().map(|c| c.as_ref()).collect();
+    let mut batch = Batch::load(&mut tx, account, &changes, now).await?;
+    let planned = batch.plan_messages(&mut tx, account, &changes, now).await?;
+    let mut inserted = std::collections::HashSet::new();
+    for chunk in planned.chunks(MESSAGE_BATCH) {
+        inserted.extend(insert_messages(&mut tx, account, chunk).await?);
     }
-    for row in cache.values() {
-        write_session(&mut tx, row).await?;
-    }
+    let (events, mut summary) = batch.apply(account, &changes, &planned, &inserted, now)?;
+    batch.write(&mut tx).await?;
     if let Some(cursor) = checkpoint {
         save_checkpoint(&mut tx, account, cursor, lease_owner, now).await?;
     }
@@ -97,6 +89,252 @@ pub(super) async fn run(
         store.announce(seq);
     }
     Ok(summary)
+}
+
+/// A message ingest will try to insert, with the gateway id it gets.
+struct PlannedMessage<'a> {
+    change: usize,
+    id: String,
+    session_id: String,
+    customer_id: Option<String>,
+    message: &'a ProviderMessage,
+}
+
+/// The sessions one ingest call touches, loaded once and written once.
+struct Batch {
+    rows: HashMap<String, SessionRow>,
+    /// As loaded, to write back only what changed.
+    original: HashMap<String, SessionRow>,
+    /// Sessions this call creates, by the change that first named them.
+    created_by: HashMap<String, usize>,
+    /// Provisional outreach sessions renamed to a provider id by this call.
+    adopted: std::collections::HashSet<String>,
+    /// Sessions holding gateway sends an echo could claim.
+    unclaimed: std::collections::HashSet<String>,
+}
+
+impl Batch {
+    /// Reads every session the changes name in one query, adopts outreach
+    /// sessions for unknown ones, and finds sessions with unclaimed sends.
+    async fn load(
+        tx: &mut Transaction<'_, Any>,
+        account: &AccountRef,
+        changes: &[&SessionChange],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Batch> {
+        let mut ids: Vec<String> = Vec::new();
+        let mut first_change: HashMap<String, usize> = HashMap::new();
+        for (i, c) in changes.iter().enumerate() {
+            if !first_change.contains_key(&c.session.external_id) {
+                first_change.insert(c.session.external_id.clone(), i);
+                ids.push(c.session.external_id.clone());
+            }
+        }
+        let mut rows = load_sessions(tx, &account.name, &ids).await?;
+        let mut adopted = std::collections::HashSet::new();
+        let unknown: Vec<&String> = ids.iter().filter(|id| !rows.contains_key(*id)).collect();
+        if !unknown.is_empty() && echo::has_provisional_sessions(tx, &account.name).await? {
+            for id in unknown {
+                let change = changes[first_change[id]];
+                if let Some(row) = echo::adopt_outreach_session(tx, account, change, now).await? {
+                    rows.insert(id.clone(), row);
+                    adopted.insert(id.clone());
+                }
+            }
+        }
+        let session_ids: Vec<String> = rows.values().map(|r| r.session.id.clone()).collect();
+        let unclaimed = echo::sessions_with_unclaimed_sends(tx, &session_ids, now).await?;
+        Ok(Batch {
+            original: rows.clone(),
+            rows,
+            created_by: HashMap::new(),
+            adopted,
+            unclaimed,
+        })
+    }
+
+    /// In provider order: creates rows for new sessions (in memory), keeps
+    /// each message once, lets echoes of gateway sends claim them, and
+    /// returns the messages to insert.
+    async fn plan_messages<'a>(
+        &mut self,
+        tx: &mut Transaction<'_, Any>,
+        account: &AccountRef,
+        changes: &[&'a SessionChange],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<PlannedMessage<'a>>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut planned = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
+            let key = &change.session.external_id;
+            if !self.rows.contains_key(key) {
+                self.rows.insert(
+                    key.clone(),
+                    new_session_row(account, &change.session, &change.messages, now),
+                );
+                self.created_by.insert(key.clone(), i);
+            }
+            let Some(row) = self.rows.get(key) else {
+                return Err(StoreError::Corrupt(
+                    "session vanished from the batch".into(),
+                ));
+            };
+            let (session_id, customer_id) = (
+                row.session.id.clone(),
+                row.session.customer.external_id.clone(),
+            );
+            let check_echo = self.unclaimed.contains(&session_id);
+            // Each message once per call (providers may repeat one within an answer).
+            for m in change
+                .messages
+                .iter()
+                .filter(|m| seen.insert(m.external_id.clone()))
+            {
+                // The echo of a send made through the gateway updates that
+                // message instead of adding a second one (see `echo`).
+                if check_echo
+                    && echo::may_be_echo(m)
+                    && echo::adopt_echo(tx, account, &session_id, m, now).await?
+                {
+                    continue;
+                }
+                planned.push(PlannedMessage {
+                    change: i,
+                    id: new_id("msg"),
+                    session_id: session_id.clone(),
+                    customer_id: customer_id.clone(),
+                    message: m,
+                });
+            }
+        }
+        Ok(planned)
+    }
+
+    /// In provider order and in memory: merges each change into its session,
+    /// counts the messages that were stored, and builds the events.
+    fn apply(
+        &mut self,
+        account: &AccountRef,
+        changes: &[&SessionChange],
+        planned: &[PlannedMessage<'_>],
+        inserted: &std::collections::HashSet<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Vec<PendingEvent>, IngestSummary)> {
+        let mut summary = IngestSummary {
+            sessions_created: self.created_by.len() as u64,
+            ..Default::default()
+        };
+        let mut events = Vec::new();
+        let mut next = planned.iter().peekable();
+        for (i, change) in changes.iter().enumerate() {
+            let p = &change.session;
+            let Some(row) = self.rows.get_mut(&p.external_id) else {
+                return Err(StoreError::Corrupt(
+                    "session vanished from the batch".into(),
+                ));
+            };
+            let mut before = Vec::new();
+            let mut after = Vec::new();
+            if self.created_by.get(&p.external_id) == Some(&i) {
+                before.push(EventType::SessionOpened);
+                if row.session.status == SessionStatus::Closed {
+                    after.push(EventType::SessionClosed);
+                }
+            } else {
+                let adopted = self.adopted.remove(&p.external_id);
+                let newest = change.messages.iter().map(|msg| msg.sent_at).max();
+                let m = merge_session(row, p, newest, now);
+                if m.reopened {
+                    before.push(EventType::SessionReopened);
+                }
+                if m.transferred {
+                    before.push(EventType::SessionTransferred);
+                }
+                if m.closed {
+                    after.push(EventType::SessionClosed);
+                }
+                if (m.updated || adopted) && !(m.reopened || m.transferred || m.closed) {
+                    before.push(EventType::SessionUpdated);
+                }
+                if m.updated || adopted || m.reopened || m.transferred || m.closed {
+                    row.session.updated_at = now;
+                }
+            }
+            let mut message_events = Vec::new();
+            while let Some(pm) = next.next_if(|pm| pm.change == i) {
+                if !inserted.contains(&pm.message.external_id) {
+                    continue;
+                }
+                summary.messages_created += 1;
+                count_message(
+                    row,
+                    pm.message.sender.role,
+                    pm.message.kind,
+                    pm.message.sent_at,
+                    now,
+                );
+                message_events.push(message_event(account, pm)?);
+            }
+            for t in before {
+                events.push(PendingEvent::session(t, &row.session)?);
+            }
+            events.extend(message_events);
+            for t in after {
+                events.push(PendingEvent::session(t, &row.session)?);
+            }
+        }
+        Ok((events, summary))
+    }
+
+    /// Inserts the new sessions and updates the changed ones, in as few
+    /// statements as the parameter limits allow.
+    async fn write(&self, tx: &mut Transaction<'_, Any>) -> StoreResult<()> {
+        let mut new_rows = Vec::new();
+        let mut changed = Vec::new();
+        for (key, row) in &self.rows {
+            if self.created_by.contains_key(key) {
+                new_rows.push(row);
+            } else if self.original.get(key) != Some(row) {
+                changed.push(row);
+            }
+        }
+        for chunk in new_rows.chunks(SESSION_BATCH) {
+            insert_sessions(tx, chunk).await?;
+        }
+        for chunk in changed.chunks(SESSION_BATCH) {
+            update_sessions(tx, chunk).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The `message.created` event of a stored message.
+fn message_event(account: &AccountRef, pm: &PlannedMessage<'_>) -> StoreResult<PendingEvent> {
+    let m = pm.message;
+    let message = chat_core::Message {
+        id: pm.id.clone(),
+        session_id: pm.session_id.clone(),
+        provider: account.provider.clone(),
+        account: account.name.clone(),
+        external_id: Some(m.external_id.clone()),
+        direction: m.direction(),
+        sender: m.sender.clone(),
+        kind: m.kind,
+        text: m.text.clone(),
+        media: m.media.clone(),
+        card: m.card.clone(),
+        event: m.event.clone(),
+        sent_at: m.sent_at,
+        received_at: m.received_at,
+        delivery: None,
+        raw: None,
+    };
+    Ok(PendingEvent {
+        event_type: EventType::MessageCreated,
+        session_id: pm.session_id.clone(),
+        message_id: Some(pm.id.clone()),
+        data: to_json(&message)?,
+    })
 }
 
 /// Whether any stored string of a change holds a NUL, which PostgreSQL text
@@ -162,19 +400,28 @@ fn remove_nul(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
-async fn load_session(
+async fn load_sessions(
     tx: &mut Transaction<'_, Any>,
     account: &str,
-    external_id: &str,
-) -> StoreResult<Option<SessionRow>> {
-    let sql =
-        format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE account = $1 AND external_id = $2");
-    let row = sqlx::query(&sql)
-        .bind(account)
-        .bind(external_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.map(|r| session_from_row(&r, false)).transpose()
+    external_ids: &[String],
+) -> StoreResult<HashMap<String, SessionRow>> {
+    let mut out = HashMap::with_capacity(external_ids.len());
+    for chunk in external_ids.chunks(500) {
+        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE account = $1 AND external_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(account);
+        for id in chunk {
+            q = q.bind(id.as_str());
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            let row = session_from_row(&r, false)?;
+            out.insert(row.session.external_id.clone(), row);
+        }
+    }
+    Ok(out)
 }
 
 fn merge_participant(into: &mut Participant, from: &Participant) -> bool {
@@ -340,105 +587,6 @@ fn merge_session(
     m
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn apply_change(
-    tx: &mut Transaction<'_, Any>,
-    account: &AccountRef,
-    change: &SessionChange,
-    now: DateTime<Utc>,
-    cache: &mut HashMap<String, SessionRow>,
-    seen: &mut std::collections::HashSet<String>,
-    events: &mut Vec<PendingEvent>,
-    summary: &mut IngestSummary,
-) -> StoreResult<()> {
-    let p = &change.session;
-    let mut before = Vec::new();
-    let mut after = Vec::new();
-    // The echo of a gateway outreach: its provisional session takes the
-    // provider's id instead of a second session being made (see `echo`).
-    let mut adopted = false;
-    if !cache.contains_key(&p.external_id) {
-        if let Some(row) = echo::adopt_outreach_session(tx, account, change, now).await? {
-            cache.insert(p.external_id.clone(), row);
-            adopted = true;
-        }
-    }
-    if !cache.contains_key(&p.external_id) {
-        match load_session(tx, &account.name, &p.external_id).await? {
-            Some(row) => {
-                cache.insert(p.external_id.clone(), row);
-            }
-            None => {
-                let mut row = new_session_row(account, p, &change.messages, now);
-                row.pk = insert_session(tx, &row).await?;
-                summary.sessions_created += 1;
-                before.push(EventType::SessionOpened);
-                if row.session.status == SessionStatus::Closed {
-                    after.push(EventType::SessionClosed);
-                }
-                cache.insert(p.external_id.clone(), row);
-            }
-        }
-    }
-    let Some(row) = cache.get_mut(&p.external_id) else {
-        return Err(StoreError::Corrupt(
-            "session vanished from the batch cache".into(),
-        ));
-    };
-    if before.is_empty() {
-        let newest = change.messages.iter().map(|msg| msg.sent_at).max();
-        let m = merge_session(row, p, newest, now);
-        if m.reopened {
-            before.push(EventType::SessionReopened);
-        }
-        if m.transferred {
-            before.push(EventType::SessionTransferred);
-        }
-        if m.closed {
-            after.push(EventType::SessionClosed);
-        }
-        if (m.updated || adopted) && !(m.reopened || m.transferred || m.closed) {
-            before.push(EventType::SessionUpdated);
-        }
-        if m.updated || adopted || m.reopened || m.transferred || m.closed {
-            row.session.updated_at = now;
-        }
-    }
-    let mut message_events = Vec::new();
-    // Each message once per call (providers may repeat one within an answer).
-    let fresh: Vec<&ProviderMessage> = change
-        .messages
-        .iter()
-        .filter(|m| seen.insert(m.external_id.clone()))
-        .collect();
-    // The echo of a send made through the gateway updates that message
-    // instead of adding a second one, and emits nothing (see `echo`). One
-    // query tells whether this session has any send an echo could match.
-    let check_echo = fresh.iter().any(|m| echo::may_be_echo(m))
-        && echo::has_unclaimed_sends(tx, &row.session.id, now).await?;
-    let mut to_insert = Vec::with_capacity(fresh.len());
-    for m in fresh {
-        if check_echo && echo::adopt_echo(tx, account, &row.session.id, m, now).await? {
-            continue;
-        }
-        to_insert.push(m);
-    }
-    for chunk in to_insert.chunks(MESSAGE_BATCH) {
-        for ev in insert_messages(tx, account, row, chunk, now).await? {
-            summary.messages_created += 1;
-            message_events.push(ev);
-        }
-    }
-    for t in before {
-        events.push(PendingEvent::session(t, &row.session)?);
-    }
-    events.extend(message_events);
-    for t in after {
-        events.push(PendingEvent::session(t, &row.session)?);
-    }
-    Ok(())
-}
-
 /// The session columns ingest may change, in the order
 /// [`bind_session_fields`] binds them.
 const SESSION_FIELDS: [&str; 20] = [
@@ -464,33 +612,54 @@ const SESSION_FIELDS: [&str; 20] = [
     "raw",
 ];
 
-/// Binds [`SESSION_FIELDS`] of `row`, in order.
-fn bind_session_fields<'q>(
-    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
-    row: &'q SessionRow,
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+/// Sessions per multi-row statement (24 columns each).
+const SESSION_BATCH: usize = 100;
+
+/// The values of [`SESSION_FIELDS`] for `row`, in order.
+fn session_field_binds(row: &SessionRow) -> [Bind; 20] {
     let s = &row.session;
     let agent = s.agent.as_ref();
-    q.bind(s.status.as_str())
-        .bind(s.channel.as_deref())
-        .bind(s.customer.external_id.as_deref())
-        .bind(s.customer.name.as_deref())
-        .bind(s.customer.avatar_url.as_deref())
-        .bind(agent.and_then(|a| a.external_id.as_deref()))
-        .bind(agent.and_then(|a| a.name.as_deref()))
-        .bind(agent.and_then(|a| a.avatar_url.as_deref()))
-        .bind(s.started_by.map(|b| b.as_str()))
-        .bind(s.rating.as_deref())
-        .bind(to_micros(s.created_at))
-        .bind(s.assigned_at.map(to_micros))
-        .bind(s.closed_at.map(to_micros))
-        .bind(row.assignment_started_at.map(to_micros))
-        .bind(s.first_response_at.map(to_micros))
-        .bind(s.last_message_at.map(to_micros))
-        .bind(to_micros(s.updated_at))
-        .bind(s.message_count)
-        .bind(row.fingerprint.as_deref())
-        .bind(row.raw_text.as_deref())
+    let text = |v: Option<&str>| Bind::OptText(v.map(str::to_string));
+    [
+        Bind::Text(s.status.as_str().to_string()),
+        text(s.channel.as_deref()),
+        text(s.customer.external_id.as_deref()),
+        text(s.customer.name.as_deref()),
+        text(s.customer.avatar_url.as_deref()),
+        text(agent.and_then(|a| a.external_id.as_deref())),
+        text(agent.and_then(|a| a.name.as_deref())),
+        text(agent.and_then(|a| a.avatar_url.as_deref())),
+        text(s.started_by.map(|b| b.as_str())),
+        text(s.rating.as_deref()),
+        Bind::Int(to_micros(s.created_at)),
+        Bind::OptInt(s.assigned_at.map(to_micros)),
+        Bind::OptInt(s.closed_at.map(to_micros)),
+        Bind::OptInt(row.assignment_started_at.map(to_micros)),
+        Bind::OptInt(s.first_response_at.map(to_micros)),
+        Bind::OptInt(s.last_message_at.map(to_micros)),
+        Bind::Int(to_micros(s.updated_at)),
+        Bind::Int(s.message_count),
+        text(row.fingerprint.as_deref()),
+        text(row.raw_text.as_deref()),
+    ]
+}
+
+fn session_key_binds(row: &SessionRow) -> [Bind; 4] {
+    let s = &row.session;
+    [
+        Bind::Text(s.id.clone()),
+        Bind::Text(s.account.clone()),
+        Bind::Text(s.provider.clone()),
+        Bind::Text(s.external_id.clone()),
+    ]
+}
+
+fn insert_sessions_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO sessions (id, account, provider, external_id, {}) VALUES {}",
+        SESSION_FIELDS.join(", "),
+        values_list(rows, 4 + SESSION_FIELDS.len(), 0)
+    )
 }
 
 /// Inserts a new session row; returns its pk.
@@ -498,25 +667,27 @@ pub(crate) async fn insert_session(
     tx: &mut Transaction<'_, Any>,
     row: &SessionRow,
 ) -> StoreResult<i64> {
-    let s = &row.session;
-    let placeholders: Vec<String> = (5..5 + SESSION_FIELDS.len())
-        .map(|i| format!("${i}"))
-        .collect();
-    let sql = format!(
-        "INSERT INTO sessions (id, account, provider, external_id, {}) VALUES ($1, $2, $3, $4, {}) RETURNING pk",
-        SESSION_FIELDS.join(", "),
-        placeholders.join(", ")
-    );
-    let q = sqlx::query(&sql)
-        .bind(&s.id)
-        .bind(&s.account)
-        .bind(&s.provider)
-        .bind(&s.external_id);
-    let pk: i64 = bind_session_fields(q, row)
+    let mut binds: Vec<Bind> = session_key_binds(row).into();
+    binds.extend(session_field_binds(row));
+    let sql = format!("{} RETURNING pk", insert_sessions_sql(1));
+    let pk: i64 = bind_all(sqlx::query(&sql), &binds)
         .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
     Ok(pk)
+}
+
+/// Inserts new session rows in one statement.
+async fn insert_sessions(tx: &mut Transaction<'_, Any>, rows: &[&SessionRow]) -> StoreResult<()> {
+    let mut binds = Vec::with_capacity(rows.len() * (4 + SESSION_FIELDS.len()));
+    for row in rows {
+        binds.extend(session_key_binds(row));
+        binds.extend(session_field_binds(row));
+    }
+    bind_all(sqlx::query(&insert_sessions_sql(rows.len())), &binds)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Writes back every column ingest may change.
@@ -524,18 +695,32 @@ pub(crate) async fn write_session(
     tx: &mut Transaction<'_, Any>,
     row: &SessionRow,
 ) -> StoreResult<()> {
+    update_sessions(tx, &[row]).await
+}
+
+/// Writes back changed sessions in one statement (`UPDATE … FROM (VALUES …)`,
+/// whose columns both backends name `column1…`).
+async fn update_sessions(tx: &mut Transaction<'_, Any>, rows: &[&SessionRow]) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let width = 1 + SESSION_FIELDS.len();
+    let mut binds = Vec::with_capacity(rows.len() * width);
+    for row in rows {
+        binds.push(Bind::Int(row.pk));
+        binds.extend(session_field_binds(row));
+    }
     let sets: Vec<String> = SESSION_FIELDS
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .map(|(i, c)| format!("{c} = v.column{}", i + 2))
         .collect();
     let sql = format!(
-        "UPDATE sessions SET {} WHERE pk = ${}",
+        "UPDATE sessions SET {} FROM (VALUES {}) AS v WHERE sessions.pk = v.column1",
         sets.join(", "),
-        SESSION_FIELDS.len() + 1
+        values_list(rows.len(), width, 0)
     );
-    bind_session_fields(sqlx::query(&sql), row)
-        .bind(row.pk)
+    bind_all(sqlx::query(&sql), &binds)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -595,39 +780,26 @@ const MESSAGE_FIELDS: [&str; 20] = [
     "raw",
 ];
 
-/// Inserts messages of one session in one statement, skipping those already
-/// stored; counts the new ones into the session and returns their events,
-/// in provider order.
+/// Inserts planned messages (of any sessions) in one statement, skipping
+/// those already stored; returns the provider ids that were new.
 async fn insert_messages(
     tx: &mut Transaction<'_, Any>,
     account: &AccountRef,
-    row: &mut SessionRow,
-    messages: &[&ProviderMessage],
-    now: DateTime<Utc>,
-) -> StoreResult<Vec<PendingEvent>> {
-    if messages.is_empty() {
+    planned: &[PlannedMessage<'_>],
+) -> StoreResult<Vec<String>> {
+    if planned.is_empty() {
         return Ok(Vec::new());
     }
-    let mut binds = Vec::with_capacity(messages.len() * MESSAGE_FIELDS.len());
-    let mut values = Vec::with_capacity(messages.len());
-    let mut ids = Vec::with_capacity(messages.len());
-    for m in messages {
-        let id = new_id("msg");
-        let n = binds.len();
-        values.push(format!(
-            "({})",
-            (1..=MESSAGE_FIELDS.len())
-                .map(|i| format!("${}", n + i))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+    let mut binds = Vec::with_capacity(planned.len() * MESSAGE_FIELDS.len());
+    for pm in planned {
+        let m = pm.message;
         binds.extend([
-            Bind::Text(id.clone()),
-            Bind::Text(row.session.id.clone()),
+            Bind::Text(pm.id.clone()),
+            Bind::Text(pm.session_id.clone()),
             Bind::Text(account.name.clone()),
             Bind::Text(account.provider.clone()),
             Bind::Text(m.external_id.clone()),
-            Bind::OptText(row.session.customer.external_id.clone()),
+            Bind::OptText(pm.customer_id.clone()),
             Bind::Text(m.direction().as_str().to_string()),
             Bind::Text(m.sender.role.as_str().to_string()),
             Bind::OptText(m.sender.external_id.clone()),
@@ -643,52 +815,32 @@ async fn insert_messages(
             Bind::OptInt(m.received_at.map(to_micros)),
             Bind::Text(m.raw.to_string()),
         ]);
-        ids.push(id);
     }
     let sql = format!(
         "INSERT INTO messages ({}) VALUES {} ON CONFLICT (account, external_id) DO NOTHING \
          RETURNING external_id",
         MESSAGE_FIELDS.join(", "),
-        values.join(", ")
+        values_list(planned.len(), MESSAGE_FIELDS.len(), 0)
     );
-    let inserted: std::collections::HashSet<String> = bind_all(sqlx::query(&sql), &binds)
+    bind_all(sqlx::query(&sql), &binds)
         .fetch_all(&mut **tx)
         .await?
         .iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<_, _>>()?;
-    let mut events = Vec::with_capacity(inserted.len());
-    for (m, id) in messages.iter().zip(ids) {
-        if !inserted.contains(&m.external_id) {
-            continue;
-        }
-        count_message(row, m.sender.role, m.kind, m.sent_at, now);
-        let message = chat_core::Message {
-            id: id.clone(),
-            session_id: row.session.id.clone(),
-            provider: account.provider.clone(),
-            account: account.name.clone(),
-            external_id: Some(m.external_id.clone()),
-            direction: m.direction(),
-            sender: m.sender.clone(),
-            kind: m.kind,
-            text: m.text.clone(),
-            media: m.media.clone(),
-            card: m.card.clone(),
-            event: m.event.clone(),
-            sent_at: m.sent_at,
-            received_at: m.received_at,
-            delivery: None,
-            raw: None,
-        };
-        events.push(PendingEvent {
-            event_type: EventType::MessageCreated,
-            session_id: row.session.id.clone(),
-            message_id: Some(id),
-            data: to_json(&message)?,
-        });
-    }
-    Ok(events)
+        .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
+        .collect()
+}
+
+/// `($1, $2, …), (…)`: `rows` tuples of `width` placeholders after `offset`.
+fn values_list(rows: usize, width: usize, offset: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (1..=width)
+                .map(|c| format!("${}", offset + r * width + c))
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn save_checkpoint(
