@@ -22,6 +22,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::actions::PROVISIONAL_SESSION_PREFIX;
 use super::rows::{session_from_row, to_micros, SessionRow, SESSION_COLUMNS};
+use super::sql::Placeholders;
 use super::{AccountRef, StoreResult};
 
 /// How long after it was accepted a `sent` message may still claim an echo.
@@ -85,17 +86,19 @@ pub(crate) async fn sessions_with_unclaimed_sends(
 ) -> StoreResult<std::collections::HashSet<String>> {
     let mut out = std::collections::HashSet::new();
     for chunk in session_ids.chunks(500) {
-        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+        let style = Placeholders::of(tx);
         let sql = format!(
             "SELECT DISTINCT session_id FROM messages WHERE external_id IS NULL \
              AND session_id IN ({}) AND direction = 'outbound' \
-             AND (delivery_status = 'pending' OR (delivery_status = 'sent' AND sent_at >= $1))",
-            placeholders.join(", ")
+             AND (delivery_status = 'pending' OR (delivery_status = 'sent' AND sent_at >= {}))",
+            style.list(1, chunk.len()),
+            style.nth(chunk.len() + 1)
         );
-        let mut q = sqlx::query(&sql).bind(to_micros(now - ECHO_WINDOW));
+        let mut q = sqlx::query(&sql);
         for id in chunk {
             q = q.bind(id.as_str());
         }
+        q = q.bind(to_micros(now - ECHO_WINDOW));
         for r in q.fetch_all(&mut **tx).await? {
             out.insert(r.try_get(0)?);
         }

@@ -16,7 +16,7 @@ use sqlx::{Any, Row, Transaction};
 use std::collections::HashMap;
 
 use super::rows::{search_text, session_from_row, to_micros, SessionRow, SESSION_COLUMNS};
-use super::sql::{bind_all, Bind, SqlStore};
+use super::sql::{bind_all, Bind, Placeholders, SqlStore};
 use super::{
     account_lock, echo, postgres, AccountRef, Backend, IngestSummary, StoreError, StoreResult,
 };
@@ -407,10 +407,11 @@ async fn load_sessions(
 ) -> StoreResult<HashMap<String, SessionRow>> {
     let mut out = HashMap::with_capacity(external_ids.len());
     for chunk in external_ids.chunks(500) {
-        let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+        let style = Placeholders::of(tx);
         let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE account = $1 AND external_id IN ({})",
-            placeholders.join(", ")
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE account = {} AND external_id IN ({})",
+            style.nth(1),
+            style.list(2, chunk.len())
         );
         let mut q = sqlx::query(&sql).bind(account);
         for id in chunk {
@@ -654,11 +655,11 @@ fn session_key_binds(row: &SessionRow) -> [Bind; 4] {
     ]
 }
 
-fn insert_sessions_sql(rows: usize) -> String {
+fn insert_sessions_sql(style: Placeholders, rows: usize) -> String {
     format!(
         "INSERT INTO sessions (id, account, provider, external_id, {}) VALUES {}",
         SESSION_FIELDS.join(", "),
-        values_list(rows, 4 + SESSION_FIELDS.len(), 0)
+        style.tuples(rows, 4 + SESSION_FIELDS.len(), 0)
     )
 }
 
@@ -669,7 +670,10 @@ pub(crate) async fn insert_session(
 ) -> StoreResult<i64> {
     let mut binds: Vec<Bind> = session_key_binds(row).into();
     binds.extend(session_field_binds(row));
-    let sql = format!("{} RETURNING pk", insert_sessions_sql(1));
+    let sql = format!(
+        "{} RETURNING pk",
+        insert_sessions_sql(Placeholders::of(tx), 1)
+    );
     let pk: i64 = bind_all(sqlx::query(&sql), &binds)
         .fetch_one(&mut **tx)
         .await?
@@ -684,9 +688,12 @@ async fn insert_sessions(tx: &mut Transaction<'_, Any>, rows: &[&SessionRow]) ->
         binds.extend(session_key_binds(row));
         binds.extend(session_field_binds(row));
     }
-    bind_all(sqlx::query(&insert_sessions_sql(rows.len())), &binds)
-        .execute(&mut **tx)
-        .await?;
+    bind_all(
+        sqlx::query(&insert_sessions_sql(Placeholders::of(tx), rows.len())),
+        &binds,
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -718,7 +725,7 @@ async fn update_sessions(tx: &mut Transaction<'_, Any>, rows: &[&SessionRow]) ->
     let sql = format!(
         "UPDATE sessions SET {} FROM (VALUES {}) AS v WHERE sessions.pk = v.column1",
         sets.join(", "),
-        values_list(rows.len(), width, 0)
+        Placeholders::of(tx).tuples(rows.len(), width, 0)
     );
     bind_all(sqlx::query(&sql), &binds)
         .execute(&mut **tx)
@@ -820,7 +827,7 @@ async fn insert_messages(
         "INSERT INTO messages ({}) VALUES {} ON CONFLICT (account, external_id) DO NOTHING \
          RETURNING external_id",
         MESSAGE_FIELDS.join(", "),
-        values_list(planned.len(), MESSAGE_FIELDS.len(), 0)
+        Placeholders::of(tx).tuples(planned.len(), MESSAGE_FIELDS.len(), 0)
     );
     bind_all(sqlx::query(&sql), &binds)
         .fetch_all(&mut **tx)
@@ -828,19 +835,6 @@ async fn insert_messages(
         .iter()
         .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
         .collect()
-}
-
-/// `($1, $2, …), (…)`: `rows` tuples of `width` placeholders after `offset`.
-fn values_list(rows: usize, width: usize, offset: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cols: Vec<String> = (1..=width)
-                .map(|c| format!("${}", offset + r * width + c))
-                .collect();
-            format!("({})", cols.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 async fn save_checkpoint(
@@ -902,21 +896,12 @@ pub(crate) async fn insert_events(
             .await?;
     }
     let mut last = None;
+    let style = Placeholders::of(tx);
     for chunk in events.chunks(500) {
         let mut binds = Vec::with_capacity(chunk.len() * 7);
         let mut values = Vec::with_capacity(chunk.len());
         for e in chunk {
-            let n = binds.len();
-            values.push(format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6,
-                n + 7
-            ));
+            values.push(format!("({})", style.list(binds.len() + 1, 7)));
             binds.push(Bind::Text(e.event_type.as_str().to_string()));
             binds.push(Bind::Int(to_micros(now)));
             binds.push(Bind::Text(account.name.clone()));

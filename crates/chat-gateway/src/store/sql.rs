@@ -19,6 +19,53 @@ use super::{
     SyncState, SyncStatus,
 };
 
+/// How a statement writes its placeholders. SQLite binds each *named*
+/// placeholder (`$1`, `?1`) through a linear name lookup, which makes
+/// statements with thousands of them quadratic; plain `?` has no name. Only
+/// statements that use every placeholder once, in order, may be anonymous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placeholders {
+    /// `$1, $2, …` (PostgreSQL).
+    Numbered,
+    /// `?, ?, …` (SQLite).
+    Anonymous,
+}
+
+impl Placeholders {
+    /// The style for the backend behind `conn`.
+    pub fn of(conn: &sqlx::AnyConnection) -> Self {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Placeholders::Anonymous
+        } else {
+            Placeholders::Numbered
+        }
+    }
+
+    /// The `n`-th (1-based) placeholder.
+    pub fn nth(self, n: usize) -> String {
+        match self {
+            Placeholders::Numbered => format!("${n}"),
+            Placeholders::Anonymous => "?".to_string(),
+        }
+    }
+
+    /// `n` placeholders from `first`, comma-separated.
+    pub fn list(self, first: usize, n: usize) -> String {
+        (first..first + n)
+            .map(|i| self.nth(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `(…), (…)`: `rows` tuples of `width` placeholders after `offset`.
+    pub fn tuples(self, rows: usize, width: usize, offset: usize) -> String {
+        (0..rows)
+            .map(|r| format!("({})", self.list(offset + r * width + 1, width)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// A value bound to a `$n` placeholder.
 #[derive(Debug, Clone)]
 pub(super) enum Bind {

@@ -50,7 +50,8 @@ pub async fn run(ctx: &SyncContext, account: &Account, held: &CancellationToken)
             _ = held.cancelled() => return,
             a = account.provider.poll_live(&poll) => a,
         };
-        reporter.call_took(started.elapsed());
+        let polled = started.elapsed();
+        reporter.call_took(polled);
         let batch = match answer {
             Ok(b) => b,
             Err(ProviderError::CursorExpired(why)) => {
@@ -69,6 +70,7 @@ pub async fn run(ctx: &SyncContext, account: &Account, held: &CancellationToken)
         // The acks just sent went through; what this answer carried is acked next time.
         acks.clear();
         let next_version = batch.version.clone().or_else(|| version.clone());
+        let ingest_started = Instant::now();
         if !batch.changes.is_empty() || next_version != version {
             match ctx
                 .store
@@ -90,6 +92,13 @@ pub async fn run(ctx: &SyncContext, account: &Account, held: &CancellationToken)
                 }
             }
         }
+        tracing::debug!(
+            account = name,
+            poll_ms = polled.as_secs_f64() * 1e3,
+            ingest_ms = ingest_started.elapsed().as_secs_f64() * 1e3,
+            changes = batch.changes.len(),
+            "live batch"
+        );
         acks = batch
             .changes
             .iter()
