@@ -31,7 +31,8 @@
 //!   next ones as soon as the gateway acks the previous: messages stored per
 //!   second, from the backlog appearing until the simulator holds no unacked
 //!   message (the gateway acks only what it committed: message, session and
-//!   event rows). Baseline: the very message rows that run stored, read back,
+//!   event rows; a run still going after 90 s is stopped and counts what was
+//!   committed by then). Baseline: the very message rows that run stored, read back,
 //!   inserted by the harness into a fresh database with the same schema as
 //!   multi-row `INSERT … ON CONFLICT DO NOTHING` in batches of 100 over 8
 //!   connections (SQLite: one writer). Target: ratio ≥ 0.5.

@@ -71,6 +71,9 @@ pub struct Scale {
     pub ingest_messages: usize,
     /// `ingest`: sessions.
     pub ingest_sessions: usize,
+    /// `ingest`: a gateway run stops after this long; its rate is then what
+    /// it stored by then (keeps a full run bounded however slow it is).
+    pub ingest_cap_secs: f64,
     /// `read`: messages seeded.
     pub read_messages: usize,
     /// `read`: sessions seeded.
@@ -97,6 +100,7 @@ impl Scale {
             warmup: true,
             ingest_messages: 200_000,
             ingest_sessions: 2_000,
+            ingest_cap_secs: 90.0,
             read_messages: 1_000_000,
             read_sessions: 10_000,
             read_secs: 10.0,
@@ -115,6 +119,7 @@ impl Scale {
             warmup: false,
             ingest_messages: 20_000,
             ingest_sessions: 200,
+            ingest_cap_secs: 60.0,
             read_messages: 100_000,
             read_sessions: 1_000,
             read_secs: 3.0,

@@ -127,7 +127,7 @@ async fn measure(ctx: &Ctx, db: &FreshDb) -> anyhow::Result<Vec<Metric>> {
             Round::Warmup => (n / 10).max(CONCURRENCY),
             Round::Measured(_) => n,
         };
-        let g = gateway_round(&client, &gw, &sessions, count, &mut sent).await?;
+        let g = gateway_round(&client, (&gw.base, &gw.auth), &sessions, count, &mut sent).await?;
         let b = direct.round(&client, count).await?;
         note(
             "send",
@@ -173,7 +173,7 @@ struct Sent {
 /// One gateway round: (sends per second, p99 accept-to-sent in ms).
 async fn gateway_round(
     client: &reqwest::Client,
-    gw: &Gateway,
+    (base, auth): (&str, &str),
     sessions: &[String],
     count: usize,
     sent: &mut Sent,
@@ -183,7 +183,7 @@ async fn gateway_round(
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..CONCURRENCY {
         let (client, next) = (client.clone(), next.clone());
-        let (base, auth) = (gw.base.clone(), gw.auth.clone());
+        let (base, auth) = (base.to_string(), auth.to_string());
         let sessions = sessions.to_vec();
         tasks.spawn(async move {
             let mut accepted = Vec::new();
@@ -301,46 +301,160 @@ impl DirectSim {
 
     /// (calls per second, p99 call time in ms).
     async fn round(&self, client: &reqwest::Client, count: usize) -> anyhow::Result<(f64, f64)> {
-        let next = Arc::new(AtomicUsize::new(0));
-        let url = format!("{}/message/send", self.sim.base);
-        let start = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..CONCURRENCY {
-            let (client, next, url) = (client.clone(), next.clone(), url.clone());
-            let sessions = self.sessions.clone();
-            tasks.spawn(async move {
-                let mut times = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        return anyhow::Ok(times);
-                    }
-                    let (session, customer) = &sessions[i % sessions.len()];
-                    let body = json!({
-                        "SessionId": session,
-                        "ToId": customer,
-                        "ContentType": "0",
-                        "Content": format!("您好，这是第 {i} 条回复"),
-                        "CreateTime": crate::rows::spark_time(chrono::Utc::now().timestamp_micros()),
-                    });
-                    let t = Instant::now();
-                    let resp = client
-                        .post(&url)
-                        .header("Authorization", "Token demo")
-                        .json(&body)
-                        .send()
-                        .await?;
-                    let v: Value = resp.json().await?;
-                    times.push(t.elapsed().as_secs_f64() * 1000.0);
-                    ensure!(v["Code"] == 0, "/message/send answered {v}");
+        direct_round(client, &self.sim.base, &self.sessions, count).await
+    }
+}
+
+/// `count` `/message/send` calls at [`CONCURRENCY`] callers, each waiting
+/// for its answer: (calls per second, p99 call time in ms).
+async fn direct_round(
+    client: &reqwest::Client,
+    base: &str,
+    sessions: &[(String, String)],
+    count: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let url = format!("{base}/message/send");
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CONCURRENCY {
+        let (client, next, url) = (client.clone(), next.clone(), url.clone());
+        let sessions = sessions.to_vec();
+        tasks.spawn(async move {
+            let mut times = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return anyhow::Ok(times);
                 }
-            });
-        }
-        let mut times = Vec::with_capacity(count);
-        while let Some(r) = tasks.join_next().await {
-            times.extend(r??);
-        }
-        let rate = count as f64 / start.elapsed().as_secs_f64();
-        Ok((rate, percentile(&mut times, 99.0).unwrap_or(f64::NAN)))
+                let (session, customer) = &sessions[i % sessions.len()];
+                let body = json!({
+                    "SessionId": session,
+                    "ToId": customer,
+                    "ContentType": "0",
+                    "Content": format!("您好，这是第 {i} 条回复"),
+                    "CreateTime": crate::rows::spark_time(chrono::Utc::now().timestamp_micros()),
+                });
+                let t = Instant::now();
+                let resp = client
+                    .post(&url)
+                    .header("Authorization", "Token demo")
+                    .json(&body)
+                    .send()
+                    .await?;
+                let v: Value = resp.json().await?;
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+                ensure!(v["Code"] == 0, "/message/send answered {v}");
+            }
+        });
+    }
+    let mut times = Vec::with_capacity(count);
+    while let Some(r) = tasks.join_next().await {
+        times.extend(r??);
+    }
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    Ok((rate, percentile(&mut times, 99.0).unwrap_or(f64::NAN)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::{Path, State};
+    use axum::response::sse::{Event, Sse};
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    use std::convert::Infallible;
+    use tokio::sync::broadcast;
+
+    /// A stand-in with the contract's shapes: 202 with the pending message,
+    /// then `message.updated` with `delivery.status = sent` on the stream.
+    async fn fake_gateway() -> String {
+        let (tx, _) = broadcast::channel::<String>(10_000);
+        let app = Router::new()
+            .route(
+                "/v1/sessions/{id}/messages",
+                post(
+                    |State(tx): State<broadcast::Sender<String>>, Path(session): Path<String>| async move {
+                        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+                        let sent = tx.clone();
+                        let sent_id = id.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            let _ = sent.send(sent_id);
+                        });
+                        (
+                            axum::http::StatusCode::ACCEPTED,
+                            Json(json!({"data": {"id": id, "session_id": session,
+                                "delivery": {"status": "pending", "attempts": 0, "last_error": null}}})),
+                        )
+                    },
+                ),
+            )
+            .route(
+                "/v1/events/stream",
+                get(|State(tx): State<broadcast::Sender<String>>| async move {
+                    let rx = tx.subscribe();
+                    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                        let id = rx.recv().await.ok()?;
+                        let data = json!({"seq": "1", "type": "message.updated", "message_id": id,
+                            "data": {"id": id, "delivery": {"status": "sent", "attempts": 1, "last_error": null}}});
+                        let e = Event::default().event("message.updated").data(data.to_string());
+                        Some((Ok::<_, Infallible>(e), rx))
+                    });
+                    Sse::new(stream)
+                }),
+            )
+            .with_state(tx);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    #[tokio::test]
+    async fn a_direct_round_sends_through_the_simulator() {
+        let server = provider_sim::start(
+            provider_sim::SimProvider::Spark,
+            "127.0.0.1:0".parse().unwrap(),
+            provider_sim::SimOptions::default(),
+        )
+        .await
+        .unwrap();
+        let control = server.control();
+        let sessions: Vec<(String, String)> = (0..3)
+            .map(|i| {
+                let m = customer_message(i);
+                let customer = m.customer_id.clone().unwrap();
+                (control.spark_inject(m).unwrap().session_id, customer)
+            })
+            .collect();
+        let client = reqwest::Client::new();
+        let (rate, p99) = direct_round(&client, server.base_url(), &sessions, 50)
+            .await
+            .unwrap();
+        assert!(rate > 0.0 && p99 >= 0.0);
+        let sends = control.spark_received().unwrap().sends;
+        assert_eq!(sends.len(), 50);
+        assert!(sends.iter().all(|s| s.code == 0), "{sends:?}");
+    }
+
+    #[tokio::test]
+    async fn a_round_follows_every_send_to_sent() {
+        let base = fake_gateway().await;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(follow_sent(base.clone(), "Bearer k".into(), "0".into(), tx));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut sent = Sent {
+            rx,
+            at: HashMap::new(),
+        };
+        let client = reqwest::Client::new();
+        let sessions = vec!["ses_a".to_string(), "ses_b".to_string()];
+        let (rate, p99) = gateway_round(&client, (&base, "Bearer k"), &sessions, 100, &mut sent)
+            .await
+            .unwrap();
+        assert_eq!(sent.at.len(), 100);
+        assert!(rate > 0.0 && rate.is_finite(), "{rate}");
+        assert!((0.0..1000.0).contains(&p99), "{p99}");
     }
 }
