@@ -54,6 +54,13 @@ pub struct SyncStateLabels {
     pub state: String,
 }
 
+/// Labels of a finished delivery attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `sent`, `retrying` or `failed`.
+    pub outcome: String,
+}
+
 /// Every metric the gateway exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -74,6 +81,10 @@ pub struct Metrics {
     pub feed_waiters: Gauge,
     /// 1 for each account's current worker state, 0 for the others.
     pub sync_state: Family<SyncStateLabels, Gauge>,
+    /// Outbox delivery attempts by how they ended.
+    pub outbox_deliveries: Family<OutcomeLabels, Counter>,
+    /// Sends waiting in the outbox.
+    pub outbox_pending: Gauge,
     /// Webhook deliveries (see [`crate::webhooks::metrics`]).
     pub webhooks: crate::webhooks::metrics::WebhookMetrics,
 }
@@ -139,6 +150,18 @@ impl Metrics {
             "Long polls and SSE streams waiting on the event feed",
             feed_waiters.clone(),
         );
+        let outbox_deliveries = Family::<OutcomeLabels, Counter>::default();
+        let outbox_pending = Gauge::default();
+        r.register(
+            "outbox_deliveries",
+            "Outbox delivery attempts by outcome",
+            outbox_deliveries.clone(),
+        );
+        r.register(
+            "outbox_pending",
+            "Sends waiting in the outbox",
+            outbox_pending.clone(),
+        );
         let webhooks = crate::webhooks::metrics::WebhookMetrics::register(&mut r);
         Metrics {
             registry: Mutex::new(r),
@@ -150,6 +173,8 @@ impl Metrics {
             provider_errors,
             feed_waiters,
             sync_state,
+            outbox_deliveries,
+            outbox_pending,
             webhooks,
         }
     }

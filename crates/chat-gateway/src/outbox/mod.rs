@@ -122,6 +122,18 @@ impl Dispatcher {
         let Some(message) = finished else {
             return Ok(Outcome::Superseded { message_id });
         };
+        if let Some(m) = &self.metrics {
+            let outcome = match result {
+                DeliveryResult::Accepted(_) | DeliveryResult::AlreadyDelivered => "sent",
+                DeliveryResult::Retry { .. } => "retrying",
+                DeliveryResult::Failed { .. } => "failed",
+            };
+            m.outbox_deliveries
+                .get_or_create(&crate::metrics::OutcomeLabels {
+                    outcome: outcome.to_string(),
+                })
+                .inc();
+        }
         Ok(match result {
             DeliveryResult::Accepted(_) | DeliveryResult::AlreadyDelivered => {
                 Outcome::Sent { message_id }
@@ -310,6 +322,9 @@ impl Dispatcher {
     /// retry, at most `poll`. Rows due now but not claimable (queued behind
     /// a send in flight, or held by another replica) wait for a wake-up.
     async fn pause(&self, poll: Duration) -> Duration {
+        if let (Some(m), Ok(depth)) = (&self.metrics, self.store.outbox_depth().await) {
+            m.outbox_pending.set(depth);
+        }
         match self.store.outbox_next_due().await {
             Ok(Some(at)) => {
                 let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);

@@ -215,6 +215,9 @@ pub trait ActionStore: Send + Sync {
     /// The earliest time an unclaimed outbox row becomes due, if any.
     async fn outbox_next_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
 
+    /// Sends waiting in the outbox (for the `outbox_pending` gauge).
+    async fn outbox_depth(&self) -> StoreResult<i64>;
+
     /// Records how a delivery attempt ended, with `message.updated` (and the
     /// outreach session's change), in one transaction. Returns the message
     /// as committed, or `None` when the row was already finished elsewhere.
@@ -281,6 +284,14 @@ impl ActionStore for super::SqlStore {
 
     async fn outbox_next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
         super::outbox::next_due(self).await
+    }
+
+    async fn outbox_depth(&self) -> StoreResult<i64> {
+        use sqlx::Row;
+        Ok(sqlx::query("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
     }
 
     async fn finish_delivery(

@@ -154,6 +154,22 @@ async fn sends_survive_5xx_and_the_echo_is_no_second_message(db: Db) {
     assert_eq!(mine.first(), Some(&"c"));
     assert_eq!(mine.iter().filter(|t| **t == "c").count(), 1, "{mine:?}");
     assert_eq!(mine.last(), Some(&"u"));
+    // The outbox metrics saw the retries and the final success.
+    let metrics = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"chatgw_outbox_deliveries_total{outcome="sent"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"chatgw_outbox_deliveries_total{outcome="retrying"}"#));
+    assert!(metrics.contains("chatgw_outbox_pending"));
     gw.stop().await;
     sim.shutdown().await;
 }

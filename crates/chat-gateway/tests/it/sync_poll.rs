@@ -463,7 +463,76 @@ async fn interrupted_backfills_resume_exactly_once(db: Db) {
     sim.shutdown().await;
 }
 
+/// Expired tokens and rate limits met by running pollers: the workers keep
+/// going on their own and the account says what happened.
+async fn expired_tokens_and_rate_limits_never_stop_a_poller(db: Db) {
+    let sim = start_sim(sim_options()).await;
+    let control = sim.control();
+    ccm_items(&control, 1, "call-a", 2);
+    kchat_chat(&control, 1, false, 2);
+    let gw = TestGateway::start(db, &sim_accounts(sim.base_url(), &[CUSTOMER])).await;
+    let g = &gw;
+    wait_until(20, "first sync", || async move {
+        messages_in(g, "ccm").await == 2 && messages_in(g, "kchat").await == 2
+    })
+    .await;
+    // Both ccmessaging tokens expire; the adapter refreshes them mid-run.
+    control
+        .ccm_expire_tokens(provider_sim::CcmExpire {
+            access: true,
+            user: true,
+            user_id: None,
+        })
+        .unwrap();
+    ccm_items(&control, 0, "call-b", 3);
+    wait_until(20, "items after the expiry", || async move {
+        messages_in(g, "ccm").await == 5
+    })
+    .await;
+    // Kchat answers 429 (with Retry-After) three times, then a 500.
+    control
+        .fail_next(
+            SimProvider::Kchat,
+            provider_sim::FailNext {
+                count: 3,
+                path_prefix: None,
+                action: provider_sim::FaultAction::Status { status: 429 },
+            },
+        )
+        .unwrap();
+    kchat_chat(&control, 0, false, 3);
+    wait_until(30, "the chat after the rate limit", || async move {
+        messages_in(g, "kchat").await == 5
+    })
+    .await;
+    control
+        .fail_next(
+            SimProvider::Kchat,
+            provider_sim::FailNext {
+                count: 1,
+                path_prefix: None,
+                action: provider_sim::FaultAction::Status { status: 500 },
+            },
+        )
+        .unwrap();
+    wait_until(20, "the 500 shown in the account", || async move {
+        let (_, a) = g.get("/v1/accounts/kchat", None).await;
+        a["data"]["sync"]["last_error"]["message"].is_string()
+    })
+    .await;
+    wait_until(30, "recovery after the 500", || async move {
+        let (_, a) = g.get("/v1/accounts/kchat", None).await;
+        a["data"]["sync"]["last_error"].is_null() && a["data"]["sync"]["state"] == "idle"
+    })
+    .await;
+    let (_, a) = gw.get("/v1/accounts/ccm", None).await;
+    assert!(a["data"]["sync"]["last_error"].is_null(), "{a}");
+    gw.stop().await;
+    sim.shutdown().await;
+}
+
 on_both_backends!(
+    expired_tokens_and_rate_limits_never_stop_a_poller,
     polling_accounts_sync_recent_history_and_follow_changes,
     backfill_requests_are_validated,
     interrupted_backfills_resume_exactly_once,
