@@ -42,10 +42,9 @@ pub(super) async fn claim(
     // Head of line per session: a row is claimable only when no older row of
     // the same session waits, so a session's messages arrive in order.
     let sql = format!(
-        "SELECT o.pk FROM outbox o JOIN messages m ON m.id = o.message_id \
+        "SELECT o.pk FROM outbox o \
          WHERE o.next_attempt_at <= $1 AND (o.locked_until IS NULL OR o.locked_until <= $1) \
-         AND NOT EXISTS (SELECT 1 FROM outbox o2 JOIN messages m2 ON m2.id = o2.message_id \
-                         WHERE m2.session_id = m.session_id AND o2.pk < o.pk) \
+         AND NOT EXISTS (SELECT 1 FROM outbox o2 WHERE o2.session_id = o.session_id AND o2.pk < o.pk) \
          ORDER BY o.next_attempt_at, o.pk LIMIT 1{lock}"
     );
     let now_us = to_micros(now);

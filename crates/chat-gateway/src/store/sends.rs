@@ -88,13 +88,14 @@ pub(super) async fn insert_outbox(
     let payload = to_json(&send.payload)?;
     sqlx::query(
         "INSERT INTO outbox (message_id, account, kind, payload, attempts, next_attempt_at, \
-         locked_until, created_at) VALUES ($1, $2, $3, $4, 0, $5, NULL, $5)",
+         locked_until, created_at, session_id) VALUES ($1, $2, $3, $4, 0, $5, NULL, $5, $6)",
     )
     .bind(&send.message.id)
     .bind(&send.message.account)
     .bind(send.kind.as_str())
     .bind(payload)
     .bind(to_micros(now))
+    .bind(&send.message.session_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
