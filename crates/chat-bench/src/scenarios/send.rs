@@ -215,19 +215,22 @@ async fn gateway_round(
         accepted.extend(r??);
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while accepted.iter().any(|(id, _)| !sent.at.contains_key(id)) {
+    let mut waiting: std::collections::HashSet<&str> = accepted
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .filter(|id| !sent.at.contains_key(*id))
+        .collect();
+    while !waiting.is_empty() {
         match tokio::time::timeout_at(deadline, sent.rx.recv()).await {
             Ok(Some((id, at))) => {
+                waiting.remove(id.as_str());
                 sent.at.insert(id, at);
             }
             Ok(None) => bail!("the event stream ended"),
-            Err(_) => {
-                let missing = accepted
-                    .iter()
-                    .filter(|(id, _)| !sent.at.contains_key(id))
-                    .count();
-                bail!("{missing} of {count} sends were not sent within 60 s");
-            }
+            Err(_) => bail!(
+                "{} of {count} sends were not sent within 60 s",
+                waiting.len()
+            ),
         }
     }
     let mut last = start;
