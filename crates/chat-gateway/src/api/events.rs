@@ -27,7 +27,7 @@ use super::extract::{parse_limit, ApiQuery};
 use super::AppState;
 use crate::feed::FeedFilter;
 use crate::metrics::Metrics;
-use crate::store::{AccountScope, EventQuery};
+use crate::store::EventQuery;
 
 /// Routes of this resource.
 pub fn router() -> Router<Arc<AppState>> {
@@ -51,10 +51,7 @@ pub struct FeedParams {
 #[derive(Debug, Clone)]
 struct Feed {
     after: Option<i64>,
-    limit: u32,
-    types: Vec<EventType>,
-    account: Option<String>,
-    scope: AccountScope,
+    filter: FeedFilter,
 }
 
 fn parse_seq(raw: &str) -> Result<i64, ApiError> {
@@ -84,10 +81,12 @@ fn parse_feed(
     }
     Ok(Feed {
         after,
-        limit: parse_limit(p.limit.as_deref(), 100, 1000)?,
-        types,
-        account: p.account.clone(),
-        scope: caller.scope.clone(),
+        filter: FeedFilter {
+            limit: parse_limit(p.limit.as_deref(), 100, 1000)?,
+            types,
+            account: p.account.clone(),
+            scope: caller.scope.clone(),
+        },
     })
 }
 
@@ -99,13 +98,7 @@ async fn read_batch(
     feed: &Feed,
     after: i64,
 ) -> Result<(Vec<Event>, i64), ApiError> {
-    let filter = FeedFilter {
-        limit: feed.limit,
-        types: feed.types.clone(),
-        account: feed.account.clone(),
-        scope: feed.scope.clone(),
-    };
-    if let Some(hit) = state.feed.read(after, &filter) {
+    if let Some(hit) = state.feed.read(after, &feed.filter) {
         return Ok(hit);
     }
     read_from_database(state, feed, after).await
@@ -123,14 +116,14 @@ async fn read_from_database(
     let events = store
         .read_events(&EventQuery {
             after,
-            limit: feed.limit,
-            types: feed.types.clone(),
-            account: feed.account.clone(),
-            scope: feed.scope.clone(),
+            limit: feed.filter.limit,
+            types: feed.filter.types.clone(),
+            account: feed.filter.account.clone(),
+            scope: feed.filter.scope.clone(),
             until: Some(until),
         })
         .await?;
-    let next = if events.len() as u32 >= feed.limit {
+    let next = if events.len() as u32 >= feed.filter.limit {
         events
             .last()
             .and_then(|e| e.seq.parse().ok())
@@ -225,8 +218,11 @@ async fn stream(
     read_from_database(
         &state,
         &Feed {
-            limit: 1,
-            ..feed.clone()
+            after: feed.after,
+            filter: FeedFilter {
+                limit: 1,
+                ..feed.filter.clone()
+            },
         },
         start,
     )

@@ -562,11 +562,7 @@ impl Store for SqlStore {
     }
 
     async fn read_events(&self, q: &EventQuery) -> StoreResult<Vec<Event>> {
-        let pruned: i64 = sqlx::query("SELECT pruned_through FROM event_retention WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        if q.after > 0 && q.after < pruned {
+        if q.after > 0 && q.after < self.pruned_through().await? {
             return Err(StoreError::CursorExpired);
         }
         let mut sql = SqlBuilder::new(
@@ -601,11 +597,7 @@ impl Store for SqlStore {
             .fetch_one(&self.pool)
             .await?;
         let latest: i64 = row.try_get(0)?;
-        let pruned: i64 = sqlx::query("SELECT pruned_through FROM event_retention WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        Ok(latest.max(pruned))
+        Ok(latest.max(self.pruned_through().await?))
     }
 
     async fn pruned_through(&self) -> StoreResult<i64> {

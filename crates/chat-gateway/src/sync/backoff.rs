@@ -41,11 +41,6 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.attempt = 0;
     }
-
-    /// Failures since the last success.
-    pub fn failures(&self) -> u32 {
-        self.attempt
-    }
 }
 
 #[cfg(test)]
