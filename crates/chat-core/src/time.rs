@@ -66,16 +66,15 @@ pub fn epoch_ms_to_utc(ms: i64) -> Result<DateTime<Utc>, TimeError> {
     DateTime::<Utc>::from_timestamp_millis(ms).ok_or(TimeError::OutOfRange(ms))
 }
 
-/// RFC 3339 in UTC with a `Z`, milliseconds when non-zero: the API's one format.
+/// RFC 3339 in UTC with a `Z` and exactly three fractional digits
+/// (`2026-11-21T08:04:12.000Z`): the API's one format, so clients that
+/// compare or parse timestamps as fixed-width text never meet two shapes.
+/// Finer precision is truncated, never rounded up into the next second.
 pub fn to_rfc3339(t: DateTime<Utc>) -> String {
-    if t.timestamp_subsec_millis() == 0 {
-        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-    } else {
-        t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-    }
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Serde for API timestamps: RFC 3339, UTC, `Z`, at most milliseconds,
+/// Serde for API timestamps: RFC 3339, UTC, `Z`, exactly milliseconds,
 /// whatever precision the value carries. Use as `#[serde(with = …)]`.
 pub mod rfc3339 {
     use chrono::{DateTime, Utc};
@@ -207,11 +206,15 @@ mod tests {
     fn rfc3339_output_is_utc_with_z() {
         assert_eq!(
             to_rfc3339(utc("2026-11-21T16:04:12+08:00")),
-            "2026-11-21T08:04:12Z"
+            "2026-11-21T08:04:12.000Z"
         );
         assert_eq!(
             to_rfc3339(utc("2026-11-21T08:04:12.250Z")),
             "2026-11-21T08:04:12.250Z"
+        );
+        assert_eq!(
+            to_rfc3339(utc("2026-11-21T08:04:12.999999Z")),
+            "2026-11-21T08:04:12.999Z"
         );
     }
 
@@ -221,6 +224,20 @@ mod tests {
             let tz = parse_zone("Asia/Shanghai").unwrap();
             let t = DateTime::<Utc>::from_timestamp(secs, 0).unwrap();
             prop_assert_eq!(local_to_utc(&utc_to_local(t, tz), tz).unwrap(), t);
+        }
+
+        #[test]
+        fn api_timestamps_always_have_three_fractional_digits(
+            secs in 0i64..4_000_000_000,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let t = DateTime::<Utc>::from_timestamp(secs, nanos).unwrap();
+            let text = to_rfc3339(t);
+            prop_assert_eq!(text.len(), "2026-11-21T08:04:12.000Z".len());
+            prop_assert_eq!(&text[19..20], ".");
+            prop_assert!(text.ends_with('Z'));
+            let back = DateTime::parse_from_rfc3339(&text).unwrap().with_timezone(&Utc);
+            prop_assert_eq!(back.timestamp_millis(), t.timestamp_millis());
         }
 
         #[test]

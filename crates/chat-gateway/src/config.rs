@@ -78,6 +78,10 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// How long events stay readable; older cursors get 410.
     pub events_retention_days: u64,
+    /// Browser origins (`https://crm.example.com`) allowed to call the API
+    /// from a web page; exact origins, because a pattern would let a
+    /// look-alike domain read customer conversations. Empty: no CORS.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +91,7 @@ impl Default for ServerConfig {
             metrics_listen: None,
             request_timeout_secs: 30,
             events_retention_days: 7,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -440,6 +445,10 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        for (i, origin) in self.server.cors_origins.iter().enumerate() {
+            check_origin(origin)
+                .map_err(|problem| err(&format!("server.cors_origins[{i}]"), problem))?;
+        }
         Ok(())
     }
 
@@ -447,6 +456,25 @@ impl Config {
     pub fn account(&self, name: &str) -> Option<&AccountConfig> {
         self.accounts.iter().find(|a| a.name == name)
     }
+}
+
+/// An exact browser origin: `http(s)://host[:port]`, nothing more (browsers
+/// send exactly that in `Origin`, so anything else could never match).
+fn check_origin(origin: &str) -> Result<(), String> {
+    let url = url::Url::parse(origin).map_err(|e| {
+        format!("`{origin}` is not an origin such as https://crm.example.com ({e})")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{origin}` must start with http:// or https://"));
+    }
+    let exact = url.origin().ascii_serialization();
+    if exact != origin {
+        return Err(format!(
+            "`{origin}` is not an exact origin (scheme, host and port only, no path or \
+             trailing slash); did you mean `{exact}`?"
+        ));
+    }
+    Ok(())
 }
 
 fn validate_key(i: usize, k: &ApiKeyConfig) -> Result<ApiKey, ConfigError> {
@@ -751,5 +779,35 @@ poll_interval_secs = 30
         assert!(e.problem.contains("CHATGW_SURELY_UNSET_VAR"));
         let e = problem("[database]\nurl = \"mysql://x\"\n");
         assert_eq!(e.key, "database.url");
+    }
+
+    #[test]
+    fn cors_origins_must_be_exact_origins() {
+        let ok = Config::parse(
+            "[server]\ncors_origins = [\"https://crm.example.com\", \"http://127.0.0.1:3000\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.server.cors_origins.len(), 2);
+        assert!(Config::parse("[server]\ncors_origins = []\n").is_ok());
+        for (bad, hint) in [
+            ("https://crm.example.com/", "https://crm.example.com"),
+            ("https://crm.example.com/app", "https://crm.example.com"),
+            ("*", "not an origin"),
+            ("crm.example.com", "not an origin"),
+            ("ftp://crm.example.com", "http:// or https://"),
+            ("https://CRM.example.com", "https://crm.example.com"),
+        ] {
+            let e = Config::parse(&format!("[server]\ncors_origins = [\"ok\", \"{bad}\"]\n"))
+                .err()
+                .unwrap_or_else(|| panic!("{bad} accepted"));
+            assert_eq!(e.key, "server.cors_origins[0]", "{bad}: {e}");
+            let e = Config::parse(&format!(
+                "[server]\ncors_origins = [\"https://ok.example\", \"{bad}\"]\n"
+            ))
+            .err()
+            .unwrap_or_else(|| panic!("{bad} accepted"));
+            assert_eq!(e.key, "server.cors_origins[1]", "{bad}: {e}");
+            assert!(e.problem.contains(hint), "{bad}: {}", e.problem);
+        }
     }
 }

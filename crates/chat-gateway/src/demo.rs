@@ -4,6 +4,7 @@
 //! production.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use provider_sim::{HistoryOptions, SimOptions, SimProvider, TrafficOptions};
@@ -12,9 +13,13 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::server::{self, RunOptions};
 
-/// The demo's own database file, recreated on every run so the simulators'
-/// fresh ids never meet an earlier run's rows.
-pub const DEMO_DATABASE_URL: &str = "sqlite://chat-gateway-demo.db?mode=rwc";
+/// The folder holding the default demo database for the demo serving on
+/// `port`. The demo owns it while it holds the port: a second demo cannot
+/// bind the same port, so it never reaches this folder, and one on another
+/// port uses a folder of its own.
+pub fn demo_dir(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("chat-gateway-demo-{port}"))
+}
 
 /// The accounts `demo` configures against simulators at `sim`.
 pub fn demo_config(sim: &str) -> String {
@@ -65,8 +70,52 @@ poll_interval_secs = 3
     )
 }
 
+/// A new, empty SQLite database in [`demo_dir`] (the simulators' ids are
+/// fresh on every run, so an earlier run's rows must not meet them); its URL.
+fn fresh_demo_database(port: u16) -> anyhow::Result<String> {
+    let dir = demo_dir(port);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the demo folder {}", dir.display()))?;
+    let file = dir.join("demo.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = file.clone().into_os_string();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot remove an earlier demo database {}", file.display())
+                })
+            }
+        }
+    }
+    Ok(format!("sqlite://{}?mode=rwc", file.display()))
+}
+
 /// Runs simulators and gateway until SIGINT/SIGTERM.
+///
+/// The gateway's port is bound first, before any file is touched, so a
+/// second demo on the same port fails without harming the first.
 pub async fn run(listen: Option<String>, database_url: Option<String>) -> anyhow::Result<()> {
+    let listen = listen.unwrap_or_else(|| crate::config::DEFAULT_LISTEN.to_string());
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| {
+        format!("cannot listen on {listen} (is another demo running there? try --listen 127.0.0.1:0)")
+    })?;
+    let addr = listener.local_addr()?;
+    // The demo has no keys: refuse a non-loopback address before any file.
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "the demo has no API keys, so it serves on loopback addresses only, not {addr}"
+    );
+    let (database_url, db_note) = match database_url {
+        Some(url) => (url, ""),
+        None => (
+            fresh_demo_database(addr.port())?,
+            "   (its own folder; emptied when a demo next starts on this port)",
+        ),
+    };
+
     let sim_addr: SocketAddr = ([127, 0, 0, 1], 9100).into();
     let sim = match provider_sim::start(SimProvider::All, sim_addr, SimOptions::default()).await {
         Ok(s) => s,
@@ -94,24 +143,15 @@ pub async fn run(listen: Option<String>, database_url: Option<String>) -> anyhow
         .context("cannot start simulated traffic")?;
 
     let mut config = Config::parse(&demo_config(sim.base_url())).context("demo configuration")?;
-    config.server.listen = listen.unwrap_or_else(|| crate::config::DEFAULT_LISTEN.to_string());
-    let fresh_default = database_url.is_none();
-    config.database.url = database_url.unwrap_or_else(|| DEMO_DATABASE_URL.to_string());
+    config.server.listen = listener.local_addr()?.to_string();
+    config.database.url = database_url;
     config.check_addresses()?;
-    if fresh_default {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("chat-gateway-demo.db{suffix}"));
-        }
-    }
-    let listener = tokio::net::TcpListener::bind(&config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let base = format!("http://{}", listener.local_addr()?);
     println!(
         "\nchat-gateway demo\n\
          \n  gateway     {base}   (API docs: {base}/docs)\
          \n  simulators  {sim}   (spark, ccmessaging, kchat; control API under /_sim/)\
-         \n  database    {db}\
+         \n  database    {db}{db_note}\
          \n\nTry:\
          \n  curl -s '{base}/v1/accounts'\
          \n  curl -s '{base}/v1/sessions?limit=5'\

@@ -129,16 +129,21 @@ pub async fn run(
             .with_context(|| format!("cannot listen on metrics address {m}"))?;
         let router = crate::api::health::metrics_router().with_state(state.clone());
         let stop = shutdown.clone();
-        tasks.spawn(async move {
-            let _ = axum::serve(metrics_listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-        });
+        tasks.spawn(serve_http(metrics_listener, router, stop));
     }
-    tracing::info!(%addr, database = store.backend().as_str(), "chat-gateway listening");
-    let server = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let serving = tokio::spawn(async move { server.await });
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config_file = %config
+            .file
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |f| f.display().to_string()),
+        database = %crate::store::sql_redact(&config.database.url),
+        backend = store.backend().as_str(),
+        accounts = config.accounts.len(),
+        listen = %format!("http://{addr}"),
+        "chat-gateway listening"
+    );
+    let serving = tokio::spawn(serve_http(listener, app(state), shutdown.clone()));
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     // In-flight requests get what is left of the 10 s budget.
@@ -148,6 +153,51 @@ pub async fn run(
     })
     .await;
     Ok(())
+}
+
+/// A connection that has not sent complete request headers within this is
+/// closed: slow or idle clients cannot hold sockets and memory forever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then stops
+/// accepting, lets every connection finish its current request (held polls
+/// answer and streams end on the same token) and returns.
+///
+/// hyper's HTTP/1 connection builder is used directly (rather than
+/// `axum::serve`) for its header read timeout.
+pub async fn serve_http(listener: TcpListener, router: axum::Router, shutdown: CancellationToken) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait for
+                    // connections to close rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Cancels `token` on SIGTERM or SIGINT.

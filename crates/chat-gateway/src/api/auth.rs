@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
@@ -96,6 +96,14 @@ impl Auth {
     /// Identifies the caller from an `Authorization` header value and checks
     /// it holds `needed`.
     pub fn check(&self, authorization: Option<&str>, needed: Scope) -> Result<Caller, ApiError> {
+        let caller = self.identify(authorization)?;
+        self.authorize(&caller, needed)?;
+        Ok(caller)
+    }
+
+    /// Identifies the caller from an `Authorization` header value (401 when
+    /// missing or unknown), without looking at what it asks for.
+    pub fn identify(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
         if !self.enabled() {
             return Ok(Caller {
                 key_name: None,
@@ -117,13 +125,10 @@ impl Auth {
             .by_hash
             .get(&hash)
             .ok_or_else(|| ApiError::unauthorized("This API key is not known."))?;
-        let key = &self.keys[index];
-        if !key.scopes.iter().any(|s| s == needed.as_str()) {
-            return Err(ApiError::forbidden(format!(
-                "This API key lacks the `{}` scope.",
-                needed.as_str()
-            )));
-        }
+        let key = self
+            .keys
+            .get(index)
+            .ok_or_else(|| ApiError::unauthorized("This API key is not known."))?;
         Ok(Caller {
             key_name: Some(key.name.clone()),
             scope: match &key.accounts {
@@ -132,6 +137,20 @@ impl Auth {
             },
             key_index: Some(index),
         })
+    }
+
+    /// 403 unless the identified caller's key holds `needed`.
+    pub fn authorize(&self, caller: &Caller, needed: Scope) -> Result<(), ApiError> {
+        let Some(key) = caller.key_index.and_then(|i| self.keys.get(i)) else {
+            return Ok(());
+        };
+        if !key.scopes.iter().any(|s| s == needed.as_str()) {
+            return Err(ApiError::forbidden(format!(
+                "This API key lacks the `{}` scope.",
+                needed.as_str()
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -147,23 +166,44 @@ pub fn generate_key() -> (String, String) {
     (key, hash)
 }
 
-/// Middleware: authenticate, authorise, rate-limit, then run the handler.
+/// Middleware: authenticate, rate-limit, authorise, refuse a declared body
+/// over the limit, then run the handler. A key with a `rate_limit` gets its
+/// `RateLimit-*` headers on whatever the answer is, 429 included.
 pub async fn require_key(
     State(state): State<Arc<AppState>>,
     mut req: Request,
     next: Next,
-) -> Result<Response, ApiError> {
+) -> Response {
     let needed = Scope::required(req.method(), req.uri().path());
     let header = req
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let caller = state.auth.check(header, needed)?;
-    if let Some(i) = caller.key_index {
-        state.limiter.check(i)?;
+    let caller = match state.auth.identify(header) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let quota = match caller.key_index.map(|i| state.limiter.check(i)) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(q))) => Some(q),
+        Some(Err(refused)) => return (*refused).into_response(),
+    };
+    let mut resp = match state.auth.authorize(&caller, needed) {
+        Err(e) => e.into_response(),
+        // Decided from the header alone: none of the body is read, and no
+        // `100 Continue` is sent to a client that asked for one.
+        Ok(()) if super::body::declared_too_large(req.headers()) => {
+            super::extract::payload_too_large().into_response()
+        }
+        Ok(()) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+    };
+    if let Some(q) = quota {
+        q.apply(resp.headers_mut());
     }
-    req.extensions_mut().insert(caller);
-    Ok(next.run(req).await)
+    resp
 }
 
 #[cfg(test)]

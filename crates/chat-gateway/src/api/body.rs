@@ -4,12 +4,14 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::budget::Deadline;
 use super::error::ApiError;
 use super::extract::{has_nul, nul_refused, payload_too_large};
+use super::BODY_LIMIT;
 
 /// A JSON body into `T` (which should `deny_unknown_fields`) plus its
 /// canonical text. An empty body reads as `{}` (actions without options);
@@ -37,13 +39,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
             })
             .unwrap_or(false);
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                payload_too_large()
-            } else {
-                ApiError::invalid_request(format!("Cannot read the body: {}", e.body_text()))
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         let empty = bytes.iter().all(u8::is_ascii_whitespace);
         if !empty && !json_type {
             return Err(ApiError::invalid_request(
@@ -61,6 +57,45 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))?;
         Ok(JsonBody { value, canonical })
     }
+}
+
+/// Whether the request declares a `Content-Length` over [`BODY_LIMIT`]:
+/// such a body is refused from its headers, before any of it is read.
+pub fn declared_too_large(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONTENT_LENGTH).iter().any(|v| {
+        match v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+            Some(n) => n > BODY_LIMIT as u64,
+            None => false,
+        }
+    })
+}
+
+/// Reads the whole body within the request's budget: over 1 MiB is 413
+/// `payload_too_large`, a body that stops arriving 408 `request_timeout`.
+pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let deadline = Deadline::of(req.extensions());
+    if declared_too_large(req.headers()) {
+        return Err(payload_too_large());
+    }
+    match tokio::time::timeout_at(deadline.inner_deadline(), Bytes::from_request(req, state)).await
+    {
+        Err(_) => Err(request_timeout()),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(payload_too_large()),
+        Ok(Err(e)) => Err(ApiError::invalid_request(format!(
+            "Cannot read the body: {}",
+            e.body_text()
+        ))),
+    }
+}
+
+/// 408: the body did not arrive within the request's budget.
+pub fn request_timeout() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "The request body did not arrive in time.",
+    )
 }
 
 /// `v` as JSON text with every object's keys sorted.

@@ -16,7 +16,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use chat_core::{Event, EventType};
-use futures_util::stream::Stream;
+use futures_util::stream::{Stream, StreamExt as _};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -28,6 +28,10 @@ use super::AppState;
 use crate::feed::FeedFilter;
 use crate::metrics::Metrics;
 use crate::store::EventQuery;
+
+/// How long an EventSource waits before reconnecting: short, because a
+/// reconnect resumes from `Last-Event-ID` and loses nothing.
+const SSE_RETRY: Duration = Duration::from_secs(2);
 
 /// Routes of this resource.
 pub fn router() -> Router<Arc<AppState>> {
@@ -61,14 +65,26 @@ fn parse_seq(raw: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::invalid_request("`after` must be a non-negative integer seq."))
 }
 
+fn parse_last_event_id(raw: &str) -> Result<i64, ApiError> {
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| {
+            ApiError::invalid_request("`Last-Event-ID` must be a non-negative integer seq.")
+        })
+}
+
 fn parse_feed(
     p: &FeedParams,
     caller: &Caller,
     last_event_id: Option<&str>,
 ) -> Result<Feed, ApiError> {
-    let after = match (&p.after, last_event_id) {
-        (Some(a), _) => Some(parse_seq(a)?),
-        (None, Some(id)) => Some(parse_seq(id)?),
+    // `Last-Event-ID` wins: a reconnecting EventSource repeats the URL it
+    // started with, so its `?after=` is stale while the header is current.
+    let after = match (last_event_id, &p.after) {
+        (Some(id), _) => Some(parse_last_event_id(id)?),
+        (None, Some(a)) => Some(parse_seq(a)?),
         (None, None) => None,
     };
     let mut types = Vec::new();
@@ -227,6 +243,10 @@ async fn stream(
         start,
     )
     .await?;
+    // The first line tells EventSource how soon to reconnect after a drop.
+    let retry = futures_util::stream::once(async {
+        Ok::<_, Infallible>(SseEvent::default().retry(SSE_RETRY))
+    });
     let stream = futures_util::stream::unfold(
         (
             state,
@@ -273,7 +293,7 @@ async fn stream(
             }
         },
     );
-    Ok(Sse::new(stream).keep_alive(
+    Ok(Sse::new(retry.chain(stream)).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))
             .text("keep-alive"),

@@ -1,6 +1,6 @@
 //! Extractors that answer bad input in the API's own error format.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -83,28 +83,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<serde_json::Value>::from_request(req, state).await {
-            Ok(j) => {
-                if has_nul(&j.0) {
-                    return Err(nul_refused("body"));
-                }
-                serde_json::from_value(j.0)
-                    .map(ApiJson)
-                    .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))
-            }
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(payload_too_large())
-            }
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::invalid_request(
+        let json_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !json_type {
+            return Err(ApiError::invalid_request(
                 "Send the body as JSON with `Content-Type: application/json`.",
-            )),
-            Err(e) => Err(ApiError::invalid_request(format!(
-                "Bad JSON body: {}",
-                e.body_text()
-            ))),
+            ));
         }
+        let bytes = super::body::read_body(req, state).await?;
+        let json: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))?;
+        if has_nul(&json) {
+            return Err(nul_refused("body"));
+        }
+        serde_json::from_value(json)
+            .map(ApiJson)
+            .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))
     }
 }
 
@@ -211,7 +213,7 @@ mod tests {
         let t = parse_time("x", Some("2026-11-21T16:04:12+08:00"))
             .unwrap()
             .unwrap();
-        assert_eq!(chat_core::time::to_rfc3339(t), "2026-11-21T08:04:12Z");
+        assert_eq!(chat_core::time::to_rfc3339(t), "2026-11-21T08:04:12.000Z");
         assert!(parse_time("x", Some("2026-11-21")).is_err());
         assert!(parse_time("x", Some("yesterday")).is_err());
     }

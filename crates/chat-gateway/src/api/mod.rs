@@ -1,9 +1,12 @@
 //! The REST API: one router per resource, merged here behind the shared
-//! layers (request id, metrics, timeouts, auth, body limit).
+//! layers (request id, access log, CORS, compression, metrics, time budget,
+//! auth, body limit).
 
 pub mod accounts;
 pub mod auth;
 pub mod body;
+pub mod budget;
+pub mod conventions;
 pub mod docs;
 pub mod error;
 pub mod events;
@@ -98,7 +101,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     if state.config.server.metrics_listen.is_none() {
         public = public.merge(health::metrics_router());
     }
-    Router::new()
+    let router = Router::new()
         .merge(public)
         .merge(v1)
         .fallback(|| async { ApiError::not_found("route") })
@@ -111,6 +114,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(from_fn_with_state(state.clone(), observe))
+        .layer(conventions::compression());
+    let router = match conventions::Cors::new(&state.config.server.cors_origins) {
+        Some(cors) => router.layer(from_fn_with_state(cors, conventions::cors)),
+        None => router,
+    };
+    router
+        .layer(conventions::access_log())
         .layer(from_fn(request_id))
         .with_state(state)
 }
@@ -125,7 +135,17 @@ async fn request_id(req: Request, next: Next) -> Response {
         .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut req = req;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        // Inner layers (the access log) read the id from the request.
+        req.headers_mut().insert("x-request-id", v);
+    }
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        route = tracing::field::Empty,
+    );
     let mut resp = REQUEST_ID
         .scope(
             id.clone(),
@@ -139,7 +159,10 @@ async fn request_id(req: Request, next: Next) -> Response {
 }
 
 /// Records metrics and applies the ordinary-request time budget (long polls
-/// and streams are exempt: they manage their own).
+/// and streams are exempt: they manage their own). Work inside the request
+/// reads its [`budget::Deadline`] and stops [`budget::MARGIN`] earlier, so
+/// this outer limit is only a safety net and never pre-empts a body read
+/// (408) or a provider call (504).
 async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -149,6 +172,8 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     let method = req.method().to_string();
     let started = Instant::now();
     let budget = Duration::from_secs(state.config.server.request_timeout_secs.max(1));
+    let mut req = req;
+    req.extensions_mut().insert(budget::Deadline::after(budget));
     let resp = if route.starts_with("/v1/events") {
         next.run(req).await
     } else {

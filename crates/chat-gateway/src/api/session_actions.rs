@@ -3,14 +3,16 @@
 //! After auth and the body (400): the session (404), the provider's
 //! capability (422 `unsupported_operation`), the session's state (409
 //! `invalid_state`), then one provider call bounded by the account's
-//! `request_timeout_secs`. Provider failures map as the error table says;
+//! `request_timeout_secs` and by what is left of the request's budget. Provider failures map as the error table says;
 //! on success the session is updated with its event in one transaction and
 //! the answer is 200 with the session.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -21,6 +23,7 @@ use serde_json::json;
 
 use super::auth::Caller;
 use super::body::JsonBody;
+use super::budget::Deadline;
 use super::error::ApiError;
 use super::extract::ApiPath;
 use super::idempotency::{self, Begun};
@@ -79,7 +82,10 @@ pub fn provider_failure(account: &Account, e: ProviderError) -> ApiError {
             format!("{name} is rate limiting this account; try again later."),
         )
         .with_retry_after(retry_after.map_or(1, |d| d.as_secs().max(1))),
-        ProviderError::Timeout => provider_timeout(account),
+        ProviderError::Timeout => provider_timeout(
+            account,
+            Duration::from_secs(account.config.request_timeout_secs),
+        ),
         ProviderError::Unsupported(what) => unsupported(account, what),
         ProviderError::Unauthorized(_) => ApiError::new(
             StatusCode::BAD_GATEWAY,
@@ -100,14 +106,15 @@ pub fn provider_failure(account: &Account, e: ProviderError) -> ApiError {
     }
 }
 
-fn provider_timeout(account: &Account) -> ApiError {
+/// 504: the provider did not answer within `budget`.
+pub fn provider_timeout(account: &Account, budget: Duration) -> ApiError {
     ApiError::new(
         StatusCode::GATEWAY_TIMEOUT,
         "provider_timeout",
         format!(
-            "{} did not answer within {} s.",
+            "{} did not answer within {:.1} s.",
             account.provider.name(),
-            account.config.request_timeout_secs
+            budget.as_secs_f64()
         ),
     )
 }
@@ -120,17 +127,41 @@ enum Act {
     Transfer(TransferIn),
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What an action reads of its request besides the body.
+struct ActionRequest {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    deadline: Deadline,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ActionRequest {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ActionRequest {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+            deadline: Deadline::of(&parts.extensions),
+        })
+    }
+}
+
 async fn run(
     state: Arc<AppState>,
     caller: Caller,
     id: String,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: ActionRequest,
     canonical: String,
     act: Act,
 ) -> Result<Response, ApiError> {
+    let ActionRequest {
+        method,
+        uri,
+        headers,
+        deadline,
+    } = request;
     if let Act::Transfer(t) = &act {
         if t.agent_id.trim().is_empty() {
             return Err(ApiError::invalid_request("`agent_id` must not be empty."));
@@ -185,7 +216,12 @@ async fn run(
         if let Some(problem) = state_problem {
             return Err(ApiError::invalid_state(problem));
         }
-        let budget = Duration::from_secs(account.config.request_timeout_secs.max(1));
+        // The provider gets what is left of the request (less a margin), at
+        // most the account's limit, so it times out first: 504, not the
+        // server's own 503.
+        let budget = deadline.provider_budget(Duration::from_secs(
+            account.config.request_timeout_secs.max(1),
+        ));
         let provider = &account.provider;
         let ext = session.external_id.as_str();
         let call = async {
@@ -196,7 +232,7 @@ async fn run(
             }
         };
         match tokio::time::timeout(budget, call).await {
-            Err(_) => return Err(provider_timeout(account)),
+            Err(_) => return Err(provider_timeout(account, budget)),
             Ok(Err(e)) => return Err(provider_failure(account, e)),
             Ok(Ok(())) => {}
         }
@@ -245,65 +281,29 @@ async fn close(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: ActionRequest,
     body: JsonBody<NoOptions>,
 ) -> Result<Response, ApiError> {
-    run(
-        state,
-        caller,
-        id,
-        method,
-        uri,
-        headers,
-        body.canonical,
-        Act::Close,
-    )
-    .await
+    run(state, caller, id, request, body.canonical, Act::Close).await
 }
 
 async fn restart(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: ActionRequest,
     body: JsonBody<NoOptions>,
 ) -> Result<Response, ApiError> {
-    run(
-        state,
-        caller,
-        id,
-        method,
-        uri,
-        headers,
-        body.canonical,
-        Act::Restart,
-    )
-    .await
+    run(state, caller, id, request, body.canonical, Act::Restart).await
 }
 
 async fn transfer(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: ActionRequest,
     body: JsonBody<TransferIn>,
 ) -> Result<Response, ApiError> {
     let JsonBody { value, canonical } = body;
-    run(
-        state,
-        caller,
-        id,
-        method,
-        uri,
-        headers,
-        canonical,
-        Act::Transfer(value),
-    )
-    .await
+    run(state, caller, id, request, canonical, Act::Transfer(value)).await
 }

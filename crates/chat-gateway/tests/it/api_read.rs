@@ -90,8 +90,8 @@ async fn sessions_and_messages_read_back_as_the_contract_says(db: Db) {
     assert_eq!(s1["status"], "open");
     assert_eq!(s1["customer"]["external_id"], "C1");
     assert_eq!(s1["agent"]["name"], "小王");
-    assert_eq!(s1["created_at"], "2026-11-01T08:00:00Z");
-    assert_eq!(s1["first_response_at"], "2026-11-01T08:01:00Z");
+    assert_eq!(s1["created_at"], "2026-11-01T08:00:00.000Z");
+    assert_eq!(s1["first_response_at"], "2026-11-01T08:01:00.000Z");
     assert_eq!(s1["message_count"], 2);
     assert!(s1.get("raw").is_none());
     let updated = s1["updated_at"].as_str().unwrap();
