@@ -13,6 +13,7 @@ mod events_feed;
 mod http_conventions;
 mod http_hygiene;
 mod malformed_input;
+mod operator_output;
 mod store_suite;
 mod sync_live;
 mod sync_poll;
