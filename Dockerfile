@@ -6,7 +6,9 @@
 # rebuilt only when Cargo.toml or Cargo.lock change, not on every source
 # edit. BuildKit cache mounts keep the crate registry between builds too.
 
-FROM lukemathwalker/cargo-chef:latest-rust-1-bookworm AS chef
+FROM rust:1-bookworm AS chef
+# A layer of its own: installed once, reused by every later build.
+RUN cargo install --locked cargo-chef@0.1.71
 WORKDIR /src
 
 # The dependency recipe: manifests and lock file only.
