@@ -14,6 +14,7 @@ mod http_conventions;
 mod http_hygiene;
 mod malformed_input;
 mod operator_output;
+mod shutdown;
 mod store_suite;
 mod sync_live;
 mod sync_poll;
