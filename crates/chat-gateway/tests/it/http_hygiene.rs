@@ -97,6 +97,38 @@ async fn a_declared_body_over_1_mib_is_refused_at_once(db: Db) {
     body.extend_from_slice(b"\"}");
     let (answer, _) = raw_exchange(&addr, &head, &body, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+
+    // A small body announced with `Expect: 100-continue` is invited, then read.
+    let body = br#"{"kind": "text", "text": "hi"}"#;
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /v1/sessions/S1/messages HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    s.write_all(body).await.unwrap();
+    let mut rest = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rest.contains("HTTP/1.1 404"), "{rest}");
+    assert!(rest.contains("\"not_found\""), "{rest}");
     gw.stop().await;
 }
 
