@@ -160,8 +160,10 @@ pub async fn run(
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then stops
-/// accepting, lets every connection finish its current request (held polls
-/// answer and streams end on the same token) and returns.
+/// accepting and lets every connection finish the requests it has in flight
+/// (held polls answer and streams end on the same token). A connection with
+/// nothing in flight — idle, or still sending its headers — is closed at
+/// once, so a slow client cannot hold up a shutdown.
 ///
 /// hyper's HTTP/1 connection builder is used directly (rather than
 /// `axum::serve`) for its header read timeout.
@@ -172,8 +174,10 @@ pub async fn serve_http(listener: TcpListener, router: axum::Router, shutdown: C
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        // Finished connections' handles are dropped as we go.
+        while connections.try_join_next().is_some() {}
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -188,16 +192,84 @@ pub async fn serve_http(listener: TcpListener, router: axum::Router, shutdown: C
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+        let in_flight = InFlight::default();
+        let service = {
+            let router = router.clone();
+            let in_flight = in_flight.clone();
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let guard = in_flight.enter();
+                let call = tower::ServiceExt::oneshot(router.clone(), req);
+                async move {
+                    let resp = call.await?;
+                    // In flight until the whole body is written (or dropped).
+                    Ok::<_, std::convert::Infallible>(resp.map(|body| {
+                        axum::body::Body::new(http_body_util::BodyExt::map_frame(
+                            body,
+                            move |frame| {
+                                let _ = &guard;
+                                frame
+                            },
+                        ))
+                    }))
+                }
+            })
+        };
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let stop = shutdown.clone();
+        connections.spawn(async move {
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => return log_connection_end(result),
+                _ = stop.cancelled() => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => return log_connection_end(result),
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                        if in_flight.is_empty() {
+                            // Dropping the connection closes it.
+                            return;
+                        }
+                    }
+                }
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    while connections.join_next().await.is_some() {}
+}
+
+fn log_connection_end(result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Requests of one connection that are being handled or whose response is
+/// still being written.
+#[derive(Debug, Clone, Default)]
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        InFlightGuard(self.0.clone())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire) == 0
+    }
+}
+
+/// Counts one request in flight until dropped.
+#[derive(Debug)]
+struct InFlightGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Cancels `token` on SIGTERM or SIGINT.
