@@ -526,7 +526,7 @@ function statsCharts(box) {
     const sum = (b, f) => rows.filter((r) => r.bucket === b).reduce((a, r) => a + (r[f] || 0), 0);
     const label = (b) => {
       const d = new Date(b);
-      return interval === 'day' ? d.toLocaleDateString(undefined, { month: '2-digit', day: '2-digit' }) : d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+      return interval === 'day' ? d.toLocaleDateString(undefined, { month: '2-digit', day: '2-digit' }) : `${d.toLocaleDateString(undefined, { day: '2-digit' })} ${d.toLocaleTimeString(undefined, { hour: '2-digit', hourCycle: 'h23' })}h`;
     };
     const volume = barChart(buckets.map(label), [
       { name: 'messages in', values: buckets.map((b) => sum(b, 'messages_inbound')) },
@@ -539,7 +539,7 @@ function statsCharts(box) {
         return r && r.first_response_secs && r.first_response_secs.median !== null ? r.first_response_secs.median : null;
       }),
     })));
-    body.replaceChildren(h('div', { class: 'grid' },
+    body.replaceChildren(h('div', { class: 'charts' },
       h('figure', { class: 'panel', id: 'chart-volume' }, h('h3', {}, `Messages per ${interval}`), volume),
       h('figure', { class: 'panel', id: 'chart-first-response' }, h('h3', {}, `Median first response per ${interval}, by account`), medians)));
   }
@@ -949,7 +949,13 @@ function messageEl(m) {
   if (m.text) el.append(h('div', { class: 'text' }, m.text));
   const media = m.media;
   if (m.kind === 'image' && media) {
-    if (media.url) el.append(h('img', { src: media.url, alt: media.file_name || 'image', loading: 'lazy', referrerpolicy: 'no-referrer' }));
+    if (media.url) {
+      const img = h('img', { src: media.url, alt: media.file_name || 'image', loading: 'lazy', referrerpolicy: 'no-referrer' });
+      // A provider URL the browser cannot load: say so, keep the link.
+      img.addEventListener('error', () => img.replaceWith(h('div', { class: 'small muted' }, 'image not loaded: ',
+        /^https?:/i.test(media.url) ? h('a', { href: media.url, target: '_blank', rel: 'noopener noreferrer' }, media.url) : media.url)));
+      el.append(img);
+    }
     else el.append(mediaBlob(m, true));
   } else if (media && ['file', 'audio', 'video'].includes(m.kind)) {
     const name = media.file_name || `${m.kind}${media.mime_type ? ` (${media.mime_type})` : ''}`;
