@@ -17,7 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from conftest import SCREENSHOTS
+from conftest import SCREENSHOTS, api_get
 
 # Endpoints of the contract that an older gateway build may lack: the console
 # shows an inline notice for their 404/405, which Chromium also logs as a
@@ -39,6 +39,18 @@ def wait(driver, cond, timeout=30, what="", screenshot=True):
 
 def css(driver, selector):
     return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def attrs(driver, selector, name):
+    """An attribute of every match, read in one step (rows are replaced live)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.getAttribute(arguments[1]))", selector, name)
+
+
+def texts(driver, selector):
+    """The visible text of every match, read in one step."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText)", selector)
 
 
 def go(driver, base, hash_route):
@@ -105,11 +117,11 @@ def test_demo_console_end_to_end(demo, browser):
     # No keys on a loopback demo: the console opens directly, no login form.
     wait(d, lambda d: len(css(d, "#accounts [data-account]")) == 3, 30, "three account cards")
     assert not css(d, "#login")
-    providers = {e.get_attribute("data-provider") for e in css(d, "#accounts [data-account]")}
+    providers = set(attrs(d, "#accounts [data-account]", "data-provider"))
     assert providers == {"spark", "ccmessaging", "kchat"}
-    spark_card = css(d, '#accounts [data-account="spark-demo"]')[0]
+    spark_card = texts(d, '#accounts [data-account="spark-demo"]')[0]
     for cap in ("send", "close", "restart", "transfer"):
-        assert cap in spark_card.text, spark_card.text
+        assert cap in spark_card, spark_card
     wait(d, lambda d: css(d, '#stream-state') and "live" in css(d, "#stream-state")[0].text, 20, "event stream live")
     # Stats: a chart, or an inline notice on a gateway without /v1/stats.
     wait(d, lambda d: css(d, "#chart-volume svg") or css(d, "#stats .notice") or css(d, "#stats .muted:not(:empty)")
@@ -123,10 +135,10 @@ def test_demo_console_end_to_end(demo, browser):
     assert not css(d, '#accounts [data-account="kchat-demo"] input[name="customers"]')
     css(d, f'{card} button[type="submit"]')[0].click()
     wait(d, lambda d: css(d, f"{card} .ok") or css(d, f"{card} .error"), 15, "backfill answer")
-    assert not css(d, f"{card} .error"), css(d, f"{card} .error")[0].text
+    assert not css(d, f"{card} .error"), texts(d, f"{card} .error")
     wait(d, lambda d: css(d, f'{card} .backfill[data-state="running"], {card} .backfill[data-state="done"]'),
          15, "backfill progress on the card")
-    assert "messages fetched" in css(d, f"{card} .backfill")[0].text
+    assert "messages fetched" in texts(d, f"{card} .backfill")[0]
 
     # Sessions of all three providers, each through the provider filter.
     for provider in ("spark", "ccmessaging", "kchat"):
@@ -139,6 +151,24 @@ def test_demo_console_end_to_end(demo, browser):
     go(d, demo, "#/conversations")
     wait(d, lambda d: len(css(d, "#sessions tr")) >= 10, 60, "session list")
     shot(d, "conversations")
+    # Newest first, and new sessions arrive live at the top without a reload.
+    starts = attrs(d, "#sessions tr", "data-session-id")
+    wait(d, lambda d: attrs(d, "#sessions tr", "data-session-id")[0] not in starts, 90,
+         "a new session arriving live at the top")
+    assert "fresh" in attrs(d, "#sessions tr", "class")[0]
+    # Infinite scroll: the demo holds more than one page (50) of sessions.
+    first_page = len(css(d, "#sessions tr"))
+    d.execute_script("document.querySelector('.sentinel').scrollIntoView()")
+    wait(d, lambda d: len(css(d, "#sessions tr")) > max(first_page, 50), 20, "the next page on scroll")
+    ids = attrs(d, "#sessions tr", "data-session-id")
+    assert len(ids) == len(set(ids)), "no session listed twice across pages"
+
+    # Message search (Chinese text included).
+    box = d.find_element(By.ID, "f-q")
+    box.send_keys("退款")
+    box.send_keys(Keys.ENTER)
+    wait(d, lambda d: css(d, "#search-results li"), 20, "search results for 退款")
+    assert all("退款" in t for t in texts(d, "#search-results li"))
 
     # A Spark conversation: reply, watch it turn sent, close, see the badge change.
     session_id = open_first_session(d, demo, "spark", "open")
@@ -154,11 +184,33 @@ def test_demo_console_end_to_end(demo, browser):
     wait(d, lambda d: [m for m in css(d, mine) if text in m.text], 15, "the reply in the conversation")
     wait(d, lambda d: [m for m in css(d, mine) if text in m.text and m.get_attribute("data-delivery") == "sent"],
          30, "the reply's delivery to turn sent")
-    reply_el = [m for m in css(d, mine) if text in m.text][0]
-    message_id = reply_el.get_attribute("data-message-id")
-    assert len([m for m in css(d, mine) if text in m.text]) == 1, "the reply appears once"
-    assert "sent" in reply_el.find_element(By.CSS_SELECTOR, ".delivery").text
+    found = d.execute_script("""
+        return [...document.querySelectorAll(arguments[0])].filter(m => m.innerText.includes(arguments[1]))
+          .map(m => [m.dataset.messageId, m.querySelector('.delivery').innerText])""", mine, text)
+    assert len(found) == 1, f"the reply appears once: {found}"
+    message_id, delivery = found[0]
+    assert "sent" in delivery
     shot(d, "conversation-spark")
+
+    # A double submit sends once: both requests carry the same Idempotency-Key.
+    twice = f"只发一次 {uuid.uuid4().hex[:8]}"
+    d.find_element(By.ID, "reply-text").send_keys(twice)
+    d.execute_script("""
+        window.postedReplies = 0;
+        const realFetch = window.fetch;
+        window.fetch = (url, opts) => {
+          if (opts && opts.method === 'POST' && String(url).endsWith('/messages')) window.postedReplies += 1;
+          return realFetch(url, opts);
+        };
+        const f = document.getElementById('reply');
+        f.requestSubmit();
+        f.requestSubmit();""")
+    wait(d, lambda d: [m for m in css(d, mine) if twice in m.text and m.get_attribute("data-delivery") == "sent"],
+         30, "the double-submitted reply sent")
+    assert d.execute_script("return window.postedReplies") == 2, "both submits reached the gateway"
+    stored = [m for m in api_get(demo, f"/v1/sessions/{session_id}/messages?limit=500")["data"] if m["text"] == twice]
+    assert len(stored) == 1, stored
+    assert len([t for t in texts(d, mine) if twice in t]) == 1
     d.find_element(By.ID, "action-close").click()
     wait(d, lambda d: css(d, '#session-status [data-badge="closed"]'), 20, "the closed badge")
     assert not css(d, "#action-result .error"), d.find_element(By.ID, "action-result").text
@@ -176,8 +228,8 @@ def test_demo_console_end_to_end(demo, browser):
     wait(d, lambda d: css(d, f'#feed li[data-type="session.closed"][data-session-id="{session_id}"]'), 5, "session.closed in feed")
     shot(d, "feed")
     Select(d.find_element(By.ID, "feed-type")).select_by_value("session.closed")
-    rows = css(d, "#feed li")
-    assert rows and all(r.get_attribute("data-type") == "session.closed" for r in rows)
+    types = attrs(d, "#feed li", "data-type")
+    assert types and set(types) == {"session.closed"}, types
     closed = css(d, f'#feed li[data-session-id="{session_id}"]')[0]
     closed.find_element(By.TAG_NAME, "button").click()
     payload = json.loads(closed.find_element(By.TAG_NAME, "pre").text)
@@ -287,7 +339,7 @@ def test_keyed_console_refuses_a_wrong_key_and_accepts_the_right_one(keyed, brow
     d.find_element(By.ID, "login-submit").click()
     wait(d, lambda d: len(css(d, "#accounts [data-account]")) == 2, 20, "accounts with the right key")
     assert d.find_element(By.ID, "nav").is_displayed()
-    assert {e.get_attribute("data-account") for e in css(d, "#accounts [data-account]")} == {"spark-main", "kf5"}
+    assert set(attrs(d, "#accounts [data-account]", "data-account")) == {"spark-main", "kf5"}
     wait(d, lambda d: "live" in d.find_element(By.ID, "stream-state").text, 20, "authenticated event stream")
     # Kept in this tab's sessionStorage, and a reload stays signed in.
     assert d.execute_script("return Object.values(sessionStorage)") == [key]
