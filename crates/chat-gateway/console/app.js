@@ -415,13 +415,12 @@ async function overviewPage(main) {
   const draw = async () => {
     let accs;
     try { accs = await accounts(true); } catch (e) { list.replaceChildren(errorBox(e)); return; }
-    // Keep backfill forms that are being filled in.
+    // Only the sync part changes: a backfill form being filled in, and the
+    // keyboard focus, stay where they are.
     for (const acc of accs) {
-      let card = list.querySelector(`[data-account="${CSS.escape(acc.name)}"]`);
+      const card = list.querySelector(`[data-account="${CSS.escape(acc.name)}"]`);
       const fresh = accountCard(acc, open);
-      if (card && card.querySelector('details[open]')) {
-        card.querySelector('.sync').replaceWith(fresh.querySelector('.sync'));
-      } else if (card) card.replaceWith(fresh);
+      if (card) card.querySelector('.sync').replaceWith(fresh.querySelector('.sync'));
       else list.append(fresh);
     }
     if (!accs.length) list.replaceChildren(h('p', { class: 'muted' }, 'No accounts are configured.'));
