@@ -8,6 +8,7 @@ the tests fail, they never skip.
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -94,7 +95,7 @@ def workdir():
 
 
 @pytest.fixture(scope="module")
-def demo(workdir):
+def demo_env(workdir):
     """`chat-gateway demo` on a free loopback port (no keys)."""
     cwd = workdir / "demo"
     cwd.mkdir(exist_ok=True)
@@ -106,8 +107,30 @@ def demo(workdir):
     except RuntimeError as e:
         p.stop()
         pytest.fail(f"{e}\n{p.tail()}")
-    yield base
+    banner = p.log_path.read_text(errors="replace")
+    m = re.search(r"simulators\s+(http://\S+)", banner)
+    if not m:
+        p.stop()
+        pytest.fail(f"the demo banner names no simulator address:\n{banner}")
+    yield Demo(base, m.group(1))
     p.stop()
+
+
+class Demo:
+    """A running demo: the gateway's address and its simulators' (control API under /_sim/)."""
+
+    def __init__(self, base, sim):
+        self.base = base
+        self.sim = sim
+
+    def traffic(self, on):
+        """Starts or stops the simulators' scripted traffic."""
+        path = "/_sim/traffic/start" if on else "/_sim/traffic/stop"
+        body = json.dumps({"events_per_second": 2.0} if on else {}).encode()
+        req = urllib.request.Request(self.sim + path, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200, r.status
 
 
 @pytest.fixture(scope="module")

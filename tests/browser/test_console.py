@@ -109,7 +109,8 @@ def open_first_session(driver, base, provider, status=None):
     return driver.current_url.split("#/conversations/")[1]
 
 
-def test_demo_console_end_to_end(demo, browser):
+def test_demo_console_end_to_end(demo_env, browser):
+    demo = demo_env.base
     d = browser
     viewport(d, 1280, 800)
     d.get(demo + "/")  # the root redirects to the console
@@ -171,6 +172,9 @@ def test_demo_console_end_to_end(demo, browser):
     assert all("退款" in t for t in texts(d, "#search-results li"))
 
     # A Spark conversation: reply, watch it turn sent, close, see the badge change.
+    # The simulated customers and agents pause meanwhile, so that only the
+    # console closes this session.
+    demo_env.traffic(False)
     session_id = open_first_session(d, demo, "spark", "open")
     assert css(d, "#reply-text"), "Spark offers a reply box"
     assert css(d, "#action-close") and css(d, "#action-transfer")
@@ -216,6 +220,7 @@ def test_demo_console_end_to_end(demo, browser):
     assert not css(d, "#action-result .error"), d.find_element(By.ID, "action-result").text
     assert css(d, "#action-restart"), "a closed Spark session offers restart"
     assert d.find_element(By.ID, "reply-text").get_attribute("disabled") is not None
+    demo_env.traffic(True)
 
     # The list shows the new state too.
     go(d, demo, f"#/conversations?provider=spark&status=closed")
