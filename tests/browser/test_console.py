@@ -220,6 +220,14 @@ def test_demo_console_end_to_end(demo_env, browser):
     assert not css(d, "#action-result .error"), d.find_element(By.ID, "action-result").text
     assert css(d, "#action-restart"), "a closed Spark session offers restart"
     assert d.find_element(By.ID, "reply-text").get_attribute("disabled") is not None
+    # Restart reopens it (the reply box comes back), and it closes again.
+    d.find_element(By.ID, "action-restart").click()
+    wait(d, lambda d: css(d, '#session-status [data-badge="open"]'), 20, "the reopened badge")
+    assert not css(d, "#action-result .error"), d.find_element(By.ID, "action-result").text
+    assert d.find_element(By.ID, "reply-text").get_attribute("disabled") is None
+    d.find_element(By.ID, "action-close").click()
+    wait(d, lambda d: css(d, '#session-status [data-badge="closed"]'), 20, "the closed badge again")
+    assert not css(d, "#action-result .error"), d.find_element(By.ID, "action-result").text
     demo_env.traffic(True)
 
     # The list shows the new state too.
@@ -231,6 +239,7 @@ def test_demo_console_end_to_end(demo_env, browser):
     wait(d, lambda d: css(d, f'#feed li[data-type="message.updated"][data-message-id="{message_id}"]'), 20, "message.updated in feed")
     wait(d, lambda d: css(d, f'#feed li[data-type="message.created"][data-message-id="{message_id}"]'), 5, "message.created in feed")
     wait(d, lambda d: css(d, f'#feed li[data-type="session.closed"][data-session-id="{session_id}"]'), 5, "session.closed in feed")
+    wait(d, lambda d: css(d, f'#feed li[data-type="session.reopened"][data-session-id="{session_id}"]'), 5, "session.reopened in feed")
     shot(d, "feed")
     Select(d.find_element(By.ID, "feed-type")).select_by_value("session.closed")
     types = attrs(d, "#feed li", "data-type")
