@@ -150,6 +150,7 @@ pub async fn run(listen: Option<String>, database_url: Option<String>) -> anyhow
     println!(
         "\nchat-gateway demo\n\
          \n  gateway     {base}   (API docs: {base}/docs)\
+         \n  console     {base}/console\
          \n  simulators  {sim}   (spark, ccmessaging, kchat; control API under /_sim/)\
          \n  database    {db}{db_note}\
          \n\nTry:\

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod feed;
 pub mod idempotency;

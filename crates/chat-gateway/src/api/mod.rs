@@ -97,7 +97,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(events::router())
         .merge(webhooks::router())
         .route_layer(from_fn_with_state(state.clone(), auth::require_key));
-    let mut public = Router::new().merge(health::router()).merge(docs::router());
+    let mut public = Router::new()
+        .merge(health::router())
+        .merge(docs::router())
+        .merge(crate::console::router());
     if state.config.server.metrics_listen.is_none() {
         public = public.merge(health::metrics_router());
     }

@@ -8,6 +8,7 @@ mod support;
 mod actions;
 mod actions_sim;
 mod api_read;
+mod console;
 mod demo;
 mod events_feed;
 mod http_conventions;
