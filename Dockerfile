@@ -35,12 +35,16 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -D -s target/dist/provider-sim /out/provider-sim
 
 FROM debian:bookworm-slim
+# ca-certificates follows Debian's security updates; a pinned version would
+# stop building once the archive moves on.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/chat-gateway --create-home chatgw
 COPY --from=build /out/chat-gateway /out/provider-sim /usr/local/bin/
-USER chatgw
+# Numeric, so the host and orchestrators can resolve it (uid of chatgw above).
+USER 10001
 WORKDIR /var/lib/chat-gateway
 EXPOSE 8080 9090
 # The gateway's own check; other services from this image (provider-sim)

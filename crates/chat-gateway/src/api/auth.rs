@@ -193,7 +193,7 @@ pub async fn require_key(
         // Decided from the header alone: none of the body is read, and no
         // `100 Continue` is sent to a client that asked for one.
         Ok(()) if super::body::declared_too_large(req.headers()) => {
-            super::extract::payload_too_large().into_response()
+            super::body::refuse_declared_body(req).into_response()
         }
         Ok(()) => {
             req.extensions_mut().insert(caller);

@@ -70,12 +70,53 @@ pub fn declared_too_large(headers: &HeaderMap) -> bool {
     })
 }
 
+/// How much of a refused body is read and thrown away so the client, still
+/// sending it, can read the 413 instead of a connection reset.
+const DISCARD_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+/// How long a refused body is read and thrown away at most.
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether the client waits for `100 Continue` before sending its body.
+pub fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
+}
+
+/// Answers a body refused from its headers without reading it for the
+/// handler: a client that asked `Expect: 100-continue` never sends it; one
+/// that sends it anyway has up to 4 MiB (5 s) read and dropped in the
+/// background, so the early 413 reaches it instead of a reset connection.
+pub fn refuse_declared_body(req: Request) -> ApiError {
+    if !expects_continue(req.headers()) {
+        let body = req.into_body();
+        tokio::spawn(async move {
+            use futures_util::StreamExt as _;
+            let mut data = body.into_data_stream();
+            let mut read = 0usize;
+            let deadline = tokio::time::sleep(DISCARD_TIME);
+            tokio::pin!(deadline);
+            while read <= DISCARD_LIMIT_BYTES {
+                tokio::select! {
+                    chunk = data.next() => match chunk {
+                        Some(Ok(bytes)) => read += bytes.len(),
+                        _ => break,
+                    },
+                    _ = &mut deadline => break,
+                }
+            }
+        });
+    }
+    payload_too_large()
+}
+
 /// Reads the whole body within the request's budget: over 1 MiB is 413
 /// `payload_too_large`, a body that stops arriving 408 `request_timeout`.
 pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     let deadline = Deadline::of(req.extensions());
     if declared_too_large(req.headers()) {
-        return Err(payload_too_large());
+        return Err(refuse_declared_body(req));
     }
     match tokio::time::timeout_at(deadline.inner_deadline(), Bytes::from_request(req, state)).await
     {
