@@ -14,7 +14,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::account_lock;
 use super::actions::{DeliveryResult, OutboxKind, OutboxPayload, OutboxTask};
-use super::ingest::{count_message, insert_events, to_json, write_session, PendingEvent};
+use super::ingest::{count_message, insert_events, write_session, PendingEvent};
 use super::rows::{
     from_micros, message_from_row, session_from_row, to_micros, MESSAGE_COLUMNS, SESSION_COLUMNS,
 };
@@ -238,12 +238,7 @@ async fn finish_once(
     };
     let mut events = before_events;
     if after.delivery != before.delivery || after.session_id != before.session_id {
-        events.push(PendingEvent {
-            event_type: EventType::MessageUpdated,
-            session_id: after.session_id.clone(),
-            message_id: Some(after.id.clone()),
-            data: to_json(&after)?,
-        });
+        events.extend(PendingEvent::message_change(&before, &after)?);
     }
     events.extend(after_events);
     let account = AccountRef {
@@ -356,14 +351,12 @@ async fn name_outreach_session(
         .transpose()?;
     match existing {
         None => {
+            let before = prov.session.clone();
             prov.session.external_id = new_ext.to_string();
             prov.session.updated_at = now;
             write_session_external_id(tx, &prov).await?;
             write_session(tx, &prov).await?;
-            Ok(Some(PendingEvent::session(
-                EventType::SessionUpdated,
-                &prov.session,
-            )?))
+            PendingEvent::session_change(EventType::SessionUpdated, &before, &prov.session)
         }
         Some(mut target) => {
             let (_, m) = load_message(tx, backend, &task.message_id)
@@ -425,12 +418,10 @@ async fn close_provisional_session(
     if row.session.status == chat_core::SessionStatus::Closed {
         return Ok(None);
     }
+    let before = row.session.clone();
     row.session.status = chat_core::SessionStatus::Closed;
     row.session.closed_at = Some(now);
     row.session.updated_at = now;
     write_session(tx, &row).await?;
-    Ok(Some(PendingEvent::session(
-        EventType::SessionClosed,
-        &row.session,
-    )?))
+    PendingEvent::session_change(EventType::SessionClosed, &before, &row.session)
 }

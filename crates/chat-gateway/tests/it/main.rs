@@ -8,6 +8,7 @@ mod support;
 mod actions;
 mod actions_sim;
 mod api_read;
+mod event_changes;
 mod events_feed;
 mod malformed_input;
 mod store_suite;
