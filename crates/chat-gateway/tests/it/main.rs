@@ -10,6 +10,7 @@ mod actions_sim;
 mod api_read;
 mod event_changes;
 mod events_feed;
+mod faults_db_outage;
 mod malformed_input;
 mod store_suite;
 mod sync_live;
