@@ -12,6 +12,7 @@ mod event_changes;
 mod events_feed;
 mod faults_db_outage;
 mod malformed_input;
+mod send_attempts;
 mod store_suite;
 mod sync_live;
 mod sync_poll;
