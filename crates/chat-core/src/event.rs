@@ -87,6 +87,40 @@ pub struct Event {
     pub message_id: Option<String>,
     /// The session or message as it was after the change.
     pub data: Value,
+    /// Each top-level field of `data` the change altered, mapped to its value
+    /// before (nested objects whole), so a subscriber can act on what
+    /// changed without keeping its own copy. `None` (serialised as `null`)
+    /// on `session.opened` and `message.created`, which have no "before".
+    #[serde(default)]
+    pub changes: Option<Value>,
+}
+
+/// Fields never listed in [`Event::changes`]: bookkeeping every write moves
+/// (`updated_at`), counters a new message moves and announces through its
+/// own `message.created`, and the provider's original JSON.
+pub const UNLISTED_FIELDS: [&str; 4] = ["updated_at", "message_count", "last_message_at", "raw"];
+
+/// The `changes` object between two serialisations of one object: each
+/// top-level field of `after` whose value differs from `before`, mapped to
+/// its value in `before` (`null` where it was absent). Empty when nothing
+/// listed changed, which callers take as "no event".
+pub fn changes_between(before: &Value, after: &Value) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
+        return out;
+    };
+    let keys = a.keys().chain(b.keys().filter(|k| !a.contains_key(*k)));
+    for key in keys {
+        if UNLISTED_FIELDS.contains(&key.as_str()) {
+            continue;
+        }
+        let old = b.get(key).unwrap_or(&Value::Null);
+        let new = a.get(key).unwrap_or(&Value::Null);
+        if old != new && !out.contains_key(key) {
+            out.insert(key.clone(), old.clone());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -101,5 +135,42 @@ mod tests {
             assert_eq!(json, Value::String(t.as_str().to_string()));
         }
         assert_eq!(EventType::parse("message.deleted"), None);
+    }
+
+    #[test]
+    fn changes_list_previous_values_of_changed_fields_only() {
+        let before = serde_json::json!({
+            "status": "open", "closed_at": null, "agent": {"external_id": "A1", "name": "x"},
+            "rating": "good", "updated_at": "a", "message_count": 1, "last_message_at": "t1"
+        });
+        let after = serde_json::json!({
+            "status": "closed", "closed_at": "t9", "agent": {"external_id": "A1", "name": "y"},
+            "rating": "good", "updated_at": "b", "message_count": 2, "last_message_at": "t2"
+        });
+        let c = changes_between(&before, &after);
+        assert_eq!(
+            Value::Object(c),
+            serde_json::json!({"status": "open", "closed_at": null,
+                "agent": {"external_id": "A1", "name": "x"}})
+        );
+        assert!(changes_between(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn an_event_always_carries_changes_even_when_null() {
+        let e = Event {
+            seq: "1".into(),
+            event_type: EventType::MessageCreated,
+            at: Utc::now(),
+            account: "a".into(),
+            provider: "spark".into(),
+            session_id: "s".into(),
+            message_id: None,
+            data: Value::Null,
+            changes: None,
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert!(v.as_object().unwrap().contains_key("changes"));
+        assert_eq!(v["changes"], Value::Null);
     }
 }

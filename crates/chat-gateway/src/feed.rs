@@ -216,6 +216,7 @@ mod tests {
             session_id: "s".into(),
             message_id: None,
             data: serde_json::json!({}),
+            changes: None,
         }
     }
 

@@ -168,13 +168,14 @@ pub(crate) async fn adopt_echo(
 }
 
 /// For a change about a session not stored yet: the gateway's provisional
-/// outreach session it is the echo of, renamed to the provider's id.
+/// outreach session it is the echo of, renamed to the provider's id, with
+/// the provisional id it had.
 pub(crate) async fn adopt_outreach_session(
     tx: &mut Transaction<'_, Any>,
     account: &AccountRef,
     change: &SessionChange,
     now: DateTime<Utc>,
-) -> StoreResult<Option<SessionRow>> {
+) -> StoreResult<Option<(SessionRow, String)>> {
     let p = &change.session;
     let Some(customer) = p.customer.as_ref().and_then(|c| c.external_id.as_deref()) else {
         return Ok(None);
@@ -227,8 +228,9 @@ pub(crate) async fn adopt_outreach_session(
                 .execute(&mut **tx)
                 .await?;
         if done.rows_affected() == 1 {
-            row.session.external_id = p.external_id.clone();
-            return Ok(Some(row));
+            let provisional =
+                std::mem::replace(&mut row.session.external_id, p.external_id.clone());
+            return Ok(Some((row, provisional)));
         }
     }
     Ok(None)

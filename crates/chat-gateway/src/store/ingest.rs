@@ -29,17 +29,87 @@ pub(crate) struct PendingEvent {
     pub session_id: String,
     pub message_id: Option<String>,
     pub data: String,
+    /// The `changes` object as JSON text; `None` for creations.
+    pub changes: Option<String>,
 }
 
 impl PendingEvent {
+    /// A creation event about a session (`session.opened`): no `changes`.
     pub(crate) fn session(t: EventType, s: &Session) -> StoreResult<PendingEvent> {
         Ok(PendingEvent {
             event_type: t,
             session_id: s.id.clone(),
             message_id: None,
             data: to_json(s)?,
+            changes: None,
         })
     }
+
+    /// A session change from `before` to `after`, or `None` when no listed
+    /// field differs (only real change is an event).
+    pub(crate) fn session_change(
+        t: EventType,
+        before: &Session,
+        after: &Session,
+    ) -> StoreResult<Option<PendingEvent>> {
+        let after_json = to_value(after)?;
+        let Some(changes) = changes_json(&to_value(before)?, &after_json)? else {
+            return Ok(None);
+        };
+        Ok(Some(PendingEvent {
+            event_type: t,
+            session_id: after.id.clone(),
+            message_id: None,
+            data: after_json.to_string(),
+            changes: Some(changes),
+        }))
+    }
+
+    /// A message creation (`message.created`): no `changes`.
+    pub(crate) fn message_created(m: &chat_core::Message) -> StoreResult<PendingEvent> {
+        Ok(PendingEvent {
+            event_type: EventType::MessageCreated,
+            session_id: m.session_id.clone(),
+            message_id: Some(m.id.clone()),
+            data: to_json(m)?,
+            changes: None,
+        })
+    }
+
+    /// `message.updated` from `before` to `after`, or `None` when no listed
+    /// field differs.
+    pub(crate) fn message_change(
+        before: &chat_core::Message,
+        after: &chat_core::Message,
+    ) -> StoreResult<Option<PendingEvent>> {
+        let after_json = to_value(after)?;
+        let Some(changes) = changes_json(&to_value(before)?, &after_json)? else {
+            return Ok(None);
+        };
+        Ok(Some(PendingEvent {
+            event_type: EventType::MessageUpdated,
+            session_id: after.session_id.clone(),
+            message_id: Some(after.id.clone()),
+            data: after_json.to_string(),
+            changes: Some(changes),
+        }))
+    }
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> StoreResult<serde_json::Value> {
+    serde_json::to_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The `changes` text between two serialisations; `None` when empty.
+fn changes_json(
+    before: &serde_json::Value,
+    after: &serde_json::Value,
+) -> StoreResult<Option<String>> {
+    let changes = chat_core::event::changes_between(before, after);
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(to_json(&changes)?))
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
@@ -107,8 +177,9 @@ struct Batch {
     original: HashMap<String, SessionRow>,
     /// Sessions this call creates, by the change that first named them.
     created_by: HashMap<String, usize>,
-    /// Provisional outreach sessions renamed to a provider id by this call.
-    adopted: std::collections::HashSet<String>,
+    /// Provisional outreach sessions renamed to a provider id by this call:
+    /// provider id to the provisional id it replaced.
+    adopted: HashMap<String, String>,
     /// Sessions holding gateway sends an echo could claim.
     unclaimed: std::collections::HashSet<String>,
 }
@@ -131,14 +202,16 @@ impl Batch {
             }
         }
         let mut rows = load_sessions(tx, &account.name, &ids).await?;
-        let mut adopted = std::collections::HashSet::new();
+        let mut adopted = HashMap::new();
         let unknown: Vec<&String> = ids.iter().filter(|id| !rows.contains_key(*id)).collect();
         if !unknown.is_empty() && echo::has_provisional_sessions(tx, &account.name).await? {
             for id in unknown {
                 let change = changes[first_change[id]];
-                if let Some(row) = echo::adopt_outreach_session(tx, account, change, now).await? {
+                if let Some((row, provisional)) =
+                    echo::adopt_outreach_session(tx, account, change, now).await?
+                {
                     rows.insert(id.clone(), row);
-                    adopted.insert(id.clone());
+                    adopted.insert(id.clone(), provisional);
                 }
             }
         }
@@ -233,30 +306,43 @@ impl Batch {
                     "session vanished from the batch".into(),
                 ));
             };
+            // Session events compare the row before this change with the
+            // row after it; a change that moved nothing listed emits none.
+            let mut before_state = row.session.clone();
             let mut before = Vec::new();
             let mut after = Vec::new();
             if self.created_by.get(&p.external_id) == Some(&i) {
                 before.push(EventType::SessionOpened);
                 if row.session.status == SessionStatus::Closed {
+                    // Seen first already closed: opened, then closed.
+                    before_state.status = SessionStatus::Open;
+                    before_state.closed_at = None;
                     after.push(EventType::SessionClosed);
                 }
             } else {
-                let adopted = self.adopted.remove(&p.external_id);
+                if let Some(provisional) = self.adopted.remove(&p.external_id) {
+                    before_state.external_id = provisional;
+                }
                 let newest = change.messages.iter().map(|msg| msg.sent_at).max();
                 let m = merge_session(row, p, newest, now);
-                if m.reopened {
-                    before.push(EventType::SessionReopened);
-                }
-                if m.transferred {
-                    before.push(EventType::SessionTransferred);
-                }
-                if m.closed {
-                    after.push(EventType::SessionClosed);
-                }
-                if (m.updated || adopted) && !(m.reopened || m.transferred || m.closed) {
-                    before.push(EventType::SessionUpdated);
-                }
-                if m.updated || adopted || m.reopened || m.transferred || m.closed {
+                let changed = !chat_core::event::changes_between(
+                    &to_value(&before_state)?,
+                    &to_value(&row.session)?,
+                )
+                .is_empty();
+                if changed {
+                    if m.reopened {
+                        before.push(EventType::SessionReopened);
+                    }
+                    if m.transferred {
+                        before.push(EventType::SessionTransferred);
+                    }
+                    if m.closed {
+                        after.push(EventType::SessionClosed);
+                    }
+                    if !(m.reopened || m.transferred || m.closed) {
+                        before.push(EventType::SessionUpdated);
+                    }
                     row.session.updated_at = now;
                 }
             }
@@ -276,11 +362,11 @@ impl Batch {
                 message_events.push(message_event(account, pm)?);
             }
             for t in before {
-                events.push(PendingEvent::session(t, &row.session)?);
+                events.extend(session_event(t, &before_state, &row.session)?);
             }
             events.extend(message_events);
             for t in after {
-                events.push(PendingEvent::session(t, &row.session)?);
+                events.extend(session_event(t, &before_state, &row.session)?);
             }
         }
         Ok((events, summary))
@@ -308,6 +394,19 @@ impl Batch {
     }
 }
 
+/// A session event of ingest: `session.opened` without `changes`, any
+/// other type with the fields that moved from `before` to `after`.
+fn session_event(
+    t: EventType,
+    before: &Session,
+    after: &Session,
+) -> StoreResult<Option<PendingEvent>> {
+    if t == EventType::SessionOpened {
+        return PendingEvent::session(t, after).map(Some);
+    }
+    PendingEvent::session_change(t, before, after)
+}
+
 /// The `message.created` event of a stored message.
 fn message_event(account: &AccountRef, pm: &PlannedMessage<'_>) -> StoreResult<PendingEvent> {
     let m = pm.message;
@@ -329,12 +428,7 @@ fn message_event(account: &AccountRef, pm: &PlannedMessage<'_>) -> StoreResult<P
         delivery: None,
         raw: None,
     };
-    Ok(PendingEvent {
-        event_type: EventType::MessageCreated,
-        session_id: pm.session_id.clone(),
-        message_id: Some(pm.id.clone()),
-        data: to_json(&message)?,
-    })
+    PendingEvent::message_created(&message)
 }
 
 /// Whether any stored string of a change holds a NUL, which PostgreSQL text
@@ -524,7 +618,10 @@ fn merge_session(
     newest_message: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Merge {
-    let stale_agent = predates(newest_message, row.assignment_started_at);
+    // Only a stored agent can be handed back to; a session without one
+    // takes the first agent it is told of, whatever the view's age.
+    let stale_agent =
+        row.session.agent.is_some() && predates(newest_message, row.assignment_started_at);
     let s = &mut row.session;
     let mut m = Merge::default();
     let stale_reopen = predates(newest_message, s.closed_at);
@@ -575,10 +672,7 @@ fn merge_session(
         }
     }
     if let Some(c) = p.created_at {
-        if c < s.created_at {
-            s.created_at = c;
-            m.updated = true;
-        }
+        m.updated |= move_created_at(row, c);
     }
     // Silent bookkeeping: no event, no `updated_at` bump.
     set_if_some(&mut row.fingerprint, &p.fingerprint);
@@ -744,19 +838,39 @@ pub(crate) fn count_message(
     sent_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) {
+    row.session.message_count += 1;
+    row.session.last_message_at = Some(
+        row.session
+            .last_message_at
+            .map_or(sent_at, |t| t.max(sent_at)),
+    );
+    move_created_at(row, sent_at);
+    // The earliest reply after the assignment began, whatever order the
+    // messages arrive in.
     let s = &mut row.session;
-    s.message_count += 1;
-    s.last_message_at = Some(s.last_message_at.map_or(sent_at, |t| t.max(sent_at)));
-    if sent_at < s.created_at {
-        s.created_at = sent_at;
-    }
-    if role == Role::Agent && kind != MessageKind::Event && s.first_response_at.is_none() {
+    if role == Role::Agent && kind != MessageKind::Event {
         let started = row.assignment_started_at.unwrap_or(s.created_at);
-        if sent_at >= started {
+        if sent_at >= started && s.first_response_at.is_none_or(|f| sent_at < f) {
             s.first_response_at = Some(sent_at);
         }
     }
     s.updated_at = now;
+}
+
+/// Moves the session's start back to `at` when that is earlier; an
+/// assignment that was only assumed to begin at the start moves with it.
+/// True when it moved.
+fn move_created_at(row: &mut SessionRow, at: DateTime<Utc>) -> bool {
+    if at >= row.session.created_at {
+        return false;
+    }
+    if row.assignment_started_at == Some(row.session.created_at)
+        && row.session.assigned_at.is_none()
+    {
+        row.assignment_started_at = Some(at);
+    }
+    row.session.created_at = at;
+    true
 }
 
 /// Messages per multi-row INSERT (20 columns each: well under both
@@ -898,10 +1012,10 @@ pub(crate) async fn insert_events(
     let mut last = None;
     let style = Placeholders::of(tx);
     for chunk in events.chunks(500) {
-        let mut binds = Vec::with_capacity(chunk.len() * 7);
+        let mut binds = Vec::with_capacity(chunk.len() * 8);
         let mut values = Vec::with_capacity(chunk.len());
         for e in chunk {
-            values.push(format!("({})", style.list(binds.len() + 1, 7)));
+            values.push(format!("({})", style.list(binds.len() + 1, 8)));
             binds.push(Bind::Text(e.event_type.as_str().to_string()));
             binds.push(Bind::Int(to_micros(now)));
             binds.push(Bind::Text(account.name.clone()));
@@ -909,9 +1023,11 @@ pub(crate) async fn insert_events(
             binds.push(Bind::Text(e.session_id.clone()));
             binds.push(Bind::OptText(e.message_id.clone()));
             binds.push(Bind::Text(e.data.clone()));
+            binds.push(Bind::OptText(e.changes.clone()));
         }
         let sql = format!(
-            "INSERT INTO events (type, at, account, provider, session_id, message_id, data) \
+            "INSERT INTO events (type, at, account, provider, session_id, message_id, data, \
+             changes) \
              VALUES {} RETURNING seq",
             values.join(", ")
         );

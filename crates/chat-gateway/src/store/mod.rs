@@ -29,6 +29,14 @@ pub use sql::{redact_url as sql_redact, SqlStore};
 pub use types::*;
 pub use webhooks::WebhookStore;
 
+/// How long a request waits for a database connection (including opening
+/// one) before it fails with [`StoreError::Database`] (API: 503): short, so
+/// with the database unreachable `/readyz` and every DB-backed request
+/// answer within 2 s instead of hanging, and a probe with a short timeout
+/// sees a 503 rather than a hang. Connections are opened on demand, so
+/// requests succeed again as soon as the database answers.
+pub(crate) const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// A storage failure, sorted by what the API answers.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

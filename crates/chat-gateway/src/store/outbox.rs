@@ -14,7 +14,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::account_lock;
 use super::actions::{DeliveryResult, OutboxKind, OutboxPayload, OutboxTask};
-use super::ingest::{count_message, insert_events, to_json, write_session, PendingEvent};
+use super::ingest::{count_message, insert_events, write_session, PendingEvent};
 use super::rows::{
     from_micros, message_from_row, session_from_row, to_micros, MESSAGE_COLUMNS, SESSION_COLUMNS,
 };
@@ -57,11 +57,18 @@ pub(super) async fn claim(
     };
     let pk: i64 = row.try_get(0)?;
     let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
-    sqlx::query("UPDATE outbox SET locked_until = $1 WHERE pk = $2")
-        .bind(to_micros(until))
-        .bind(pk)
-        .execute(&mut *tx)
-        .await?;
+    // A claim of a message the provider has not acknowledged leads to a
+    // provider call: it is counted now, before the call, so a call whose
+    // answer dies with this process still counts in `delivery.attempts`.
+    sqlx::query(
+        "UPDATE outbox SET locked_until = $1, calls = calls + CASE WHEN EXISTS \
+         (SELECT 1 FROM messages m WHERE m.id = outbox.message_id AND m.external_id IS NULL) \
+         THEN 1 ELSE 0 END WHERE pk = $2",
+    )
+    .bind(to_micros(until))
+    .bind(pk)
+    .execute(&mut *tx)
+    .await?;
     let row = sqlx::query(
         "SELECT o.pk, o.message_id, o.account, o.kind, o.payload, o.attempts, m.session_id, \
          m.external_id, s.external_id AS session_external_id FROM outbox o \
@@ -152,18 +159,21 @@ async fn finish_once(
     let now = Utc::now();
     account_lock::lock(&mut tx, store.backend, &task.account).await?;
     let sql = format!(
-        "SELECT pk FROM outbox WHERE pk = $1{}",
+        "SELECT calls FROM outbox WHERE pk = $1{}",
         for_update(store.backend)
     );
-    if sqlx::query(&sql)
+    let Some(outbox_row) = sqlx::query(&sql)
         .bind(task.pk)
         .fetch_optional(&mut *tx)
         .await?
-        .is_none()
-    {
+    else {
         // Finished by another claimer whose lease this one outlived.
         return Ok(None);
-    }
+    };
+    // Calls earlier claimers started: each was recorded by its own finish
+    // unless its claimer died first with the answer.
+    let calls: i64 = outbox_row.try_get(0)?;
+    let earlier_calls = calls - i64::from(task.message_external_id.is_none());
     let Some((_, before)) = load_message(&mut tx, store.backend, &task.message_id).await? else {
         sqlx::query("DELETE FROM outbox WHERE pk = $1")
             .bind(task.pk)
@@ -214,13 +224,14 @@ async fn finish_once(
             ("failed", i64::from(*called), Some(error.as_str()), true)
         }
     };
+    let recorded = before.delivery.as_ref().map_or(0, |d| d.attempts);
+    let attempts = (recorded + attempts_add).max(earlier_calls + attempts_add);
     sqlx::query(
-        "UPDATE messages SET delivery_status = $1, \
-         delivery_attempts = COALESCE(delivery_attempts, 0) + $2, delivery_last_error = $3 \
-         WHERE id = $4",
+        "UPDATE messages SET delivery_status = $1, delivery_attempts = $2, \
+         delivery_last_error = $3 WHERE id = $4",
     )
     .bind(status)
-    .bind(attempts_add)
+    .bind(attempts)
     .bind(last_error)
     .bind(&task.message_id)
     .execute(&mut *tx)
@@ -238,12 +249,7 @@ async fn finish_once(
     };
     let mut events = before_events;
     if after.delivery != before.delivery || after.session_id != before.session_id {
-        events.push(PendingEvent {
-            event_type: EventType::MessageUpdated,
-            session_id: after.session_id.clone(),
-            message_id: Some(after.id.clone()),
-            data: to_json(&after)?,
-        });
+        events.extend(PendingEvent::message_change(&before, &after)?);
     }
     events.extend(after_events);
     let account = AccountRef {
@@ -356,14 +362,12 @@ async fn name_outreach_session(
         .transpose()?;
     match existing {
         None => {
+            let before = prov.session.clone();
             prov.session.external_id = new_ext.to_string();
             prov.session.updated_at = now;
             write_session_external_id(tx, &prov).await?;
             write_session(tx, &prov).await?;
-            Ok(Some(PendingEvent::session(
-                EventType::SessionUpdated,
-                &prov.session,
-            )?))
+            PendingEvent::session_change(EventType::SessionUpdated, &before, &prov.session)
         }
         Some(mut target) => {
             let (_, m) = load_message(tx, backend, &task.message_id)
@@ -425,12 +429,10 @@ async fn close_provisional_session(
     if row.session.status == chat_core::SessionStatus::Closed {
         return Ok(None);
     }
+    let before = row.session.clone();
     row.session.status = chat_core::SessionStatus::Closed;
     row.session.closed_at = Some(now);
     row.session.updated_at = now;
     write_session(tx, &row).await?;
-    Ok(Some(PendingEvent::session(
-        EventType::SessionClosed,
-        &row.session,
-    )?))
+    PendingEvent::session_change(EventType::SessionClosed, &before, &row.session)
 }

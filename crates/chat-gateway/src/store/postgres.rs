@@ -30,7 +30,7 @@ pub(super) async fn pool(url: &str, max_connections: u32) -> Result<AnyPool, sql
     let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
     AnyPoolOptions::new()
         .max_connections(max_connections.max(2))
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(super::ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
 }

@@ -130,12 +130,7 @@ pub(super) async fn add_send(
     insert_gateway_message(tx, m, row.session.customer.external_id.as_deref()).await?;
     insert_outbox(tx, send, now).await?;
     count_message(row, m.sender.role, m.kind, m.sent_at, now);
-    Ok(PendingEvent {
-        event_type: EventType::MessageCreated,
-        session_id: row.session.id.clone(),
-        message_id: Some(m.id.clone()),
-        data: to_json(m)?,
-    })
+    PendingEvent::message_created(m)
 }
 
 /// [`super::ActionStore::enqueue_send`].

@@ -38,19 +38,28 @@ pub(super) async fn apply(
         .await?
         .ok_or(StoreError::NotFound)?;
     let mut events = Vec::new();
+    let before = row.session.clone();
     let s = &mut row.session;
     match action {
         SessionAction::Close if s.status == SessionStatus::Open => {
             s.status = SessionStatus::Closed;
             s.closed_at = Some(now);
             s.updated_at = now;
-            events.push(PendingEvent::session(EventType::SessionClosed, s)?);
+            events.extend(PendingEvent::session_change(
+                EventType::SessionClosed,
+                &before,
+                s,
+            )?);
         }
         SessionAction::Restart if s.status == SessionStatus::Closed => {
             s.status = SessionStatus::Open;
             s.closed_at = None;
             s.updated_at = now;
-            events.push(PendingEvent::session(EventType::SessionReopened, s)?);
+            events.extend(PendingEvent::session_change(
+                EventType::SessionReopened,
+                &before,
+                s,
+            )?);
         }
         SessionAction::Transfer { agent_id }
             if s.agent.as_ref().and_then(|a| a.external_id.as_deref())
@@ -67,8 +76,9 @@ pub(super) async fn apply(
             s.first_response_at = None;
             s.updated_at = now;
             row.assignment_started_at = Some(now);
-            events.push(PendingEvent::session(
+            events.extend(PendingEvent::session_change(
                 EventType::SessionTransferred,
+                &before,
                 &row.session,
             )?);
         }

@@ -566,7 +566,7 @@ impl Store for SqlStore {
             return Err(StoreError::CursorExpired);
         }
         let mut sql = SqlBuilder::new(
-            "SELECT seq, type, at, account, provider, session_id, message_id, data \
+            "SELECT seq, type, at, account, provider, session_id, message_id, data, changes \
              FROM events WHERE 1 = 1",
         );
         let p = sql.bind(Bind::Int(q.after));
@@ -712,6 +712,7 @@ pub(super) fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
     let seq: i64 = row.try_get("seq")?;
     let t: String = row.try_get("type")?;
     let data: String = row.try_get("data")?;
+    let changes: Option<String> = row.try_get("changes")?;
     Ok(Event {
         seq: seq.to_string(),
         event_type: EventType::parse(&t)
@@ -722,5 +723,9 @@ pub(super) fn event_from_row(row: &AnyRow) -> StoreResult<Event> {
         session_id: row.try_get("session_id")?,
         message_id: row.try_get("message_id")?,
         data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        changes: changes
+            .map(|c| serde_json::from_str(&c))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
     })
 }

@@ -22,6 +22,30 @@ pub(super) async fn pool(url: &str, max_connections: u32) -> Result<AnyPool, sql
     let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
     AnyPoolOptions::new()
         .max_connections(max_connections.max(2))
+        .acquire_timeout(super::ACQUIRE_TIMEOUT)
+        .after_release(|conn, _meta| {
+            Box::pin(async move {
+                // A connection goes back to the pool only outside any
+                // transaction. After a failed write (a full disk, say)
+                // SQLite may have ended the transaction itself or kept it
+                // open; either way sqlx's own bookkeeping can be wrong, and
+                // a pooled connection left inside a transaction holds the
+                // write lock ("database is locked" for everyone else) and
+                // hides what it wrote. `BEGIN` fails exactly when a
+                // transaction is open: such a connection is closed.
+                match conn.execute("BEGIN").await {
+                    Ok(_) => {
+                        conn.execute("ROLLBACK").await?;
+                        Ok(true)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e,
+                            "connection released inside a transaction; closing it");
+                        Ok(false)
+                    }
+                }
+            })
+        })
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 conn.execute(

@@ -643,7 +643,7 @@ impl WebhookStore for SqlStore {
         let rows = sqlx::query(
             "SELECT o.pk AS o_pk, o.msg_id AS o_msg_id, o.event_seq AS o_event_seq, \
              o.session_id AS o_session_id, o.attempts AS o_attempts, e.seq, e.type, e.at, \
-             e.account, e.provider, e.session_id, e.message_id, e.data \
+             e.account, e.provider, e.session_id, e.message_id, e.data, e.changes \
              FROM webhook_outbox o LEFT JOIN events e ON e.seq = o.event_seq \
              WHERE o.webhook_id = $1 AND o.next_attempt_at <= $2 \
              ORDER BY o.event_seq LIMIT $3",
