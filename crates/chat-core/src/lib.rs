@@ -9,6 +9,7 @@
 pub mod capability;
 pub mod error;
 pub mod event;
+pub mod links;
 pub mod model;
 pub mod provider;
 pub mod secret;

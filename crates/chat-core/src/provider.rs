@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Capabilities, MessageKind, ProviderError, SessionChange};
+use crate::{Capabilities, Media, MessageKind, ProviderError, SessionChange};
 
 /// How a live receive call should behave.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,6 +131,29 @@ pub struct SendReceipt {
     pub session_external_id: Option<String>,
 }
 
+/// Which file to fetch: a stored message's attachment and where it lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRequest {
+    /// The customer of the message's session (ccmessaging authorises
+    /// downloads with a customer's token).
+    pub customer_id: Option<String>,
+    /// The message's kind, for providers that want a file type.
+    pub kind: MessageKind,
+    /// The attachment as stored (`file_id`, `mime_type`, `file_name`).
+    pub media: Media,
+}
+
+/// A file's bytes as the provider handed them over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaFile {
+    /// The content.
+    pub bytes: Vec<u8>,
+    /// Its MIME type, when the adapter knows it (from the extension).
+    pub content_type: Option<String>,
+    /// Its name, when known.
+    pub file_name: Option<String>,
+}
+
 /// One chat provider account, as the gateway uses it.
 #[async_trait]
 pub trait Provider: Send + Sync + std::fmt::Debug {
@@ -170,6 +193,13 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// history is read per customer or time range).
     async fn fetch_history(&self, _q: &HistoryQuery) -> Result<HistoryPage, ProviderError> {
         Err(ProviderError::Unsupported("history"))
+    }
+
+    /// A stored message's file, for providers that serve attachments by id
+    /// rather than by URL (ccmessaging's `downloadFileStream`). An unknown
+    /// file is [`ProviderError::NotFound`].
+    async fn fetch_media(&self, _req: &MediaRequest) -> Result<MediaFile, ProviderError> {
+        Err(ProviderError::Unsupported("media"))
     }
 
     /// Delivers a message (capabilities `send`, `outreach`).
