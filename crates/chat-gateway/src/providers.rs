@@ -28,10 +28,12 @@ impl Account {
     }
 }
 
-/// Every configured account, in configuration order.
+/// Every configured account, in configuration order, and the files
+/// fetched from their providers.
 #[derive(Debug, Default)]
 pub struct Accounts {
     accounts: Vec<Account>,
+    files: crate::api::media::FileCache,
 }
 
 /// An adapter that could not be built from its (already validated) config.
@@ -60,12 +62,24 @@ impl Accounts {
                 })
             })
             .collect::<Result<_, BuildError>>()?;
-        Ok(Accounts { accounts })
+        Ok(Accounts {
+            accounts,
+            files: Default::default(),
+        })
     }
 
     /// Wraps already built accounts (tests, demo).
     pub fn from_accounts(accounts: Vec<Account>) -> Self {
-        Accounts { accounts }
+        Accounts {
+            accounts,
+            files: Default::default(),
+        }
+    }
+
+    /// Files already fetched from the providers, so `GET
+    /// /v1/messages/{id}/media` calls a provider once per file.
+    pub fn files(&self) -> &crate::api::media::FileCache {
+        &self.files
     }
 
     /// All accounts.

@@ -10,6 +10,7 @@ mod actions_sim;
 mod api_read;
 mod events_feed;
 mod malformed_input;
+mod media;
 mod store_suite;
 mod sync_live;
 mod sync_poll;
