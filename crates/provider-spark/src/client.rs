@@ -117,6 +117,8 @@ pub(crate) fn int_field(obj: &Value, key: &str) -> Field<i64> {
 pub(crate) struct SparkClient {
     http: reqwest::Client,
     base_url: String,
+    /// The parsed root, against which relative links in answers resolve.
+    base: url::Url,
     poll_http_timeout: Duration,
 }
 
@@ -181,8 +183,14 @@ impl SparkClient {
         Ok(SparkClient {
             http,
             base_url: config.base_url.trim_end_matches('/').to_string(),
+            base: url,
             poll_http_timeout: config.poll_timeout.saturating_add(config.poll_margin),
         })
+    }
+
+    /// The account's API root, against which relative links resolve.
+    pub(crate) fn base(&self) -> &url::Url {
+        &self.base
     }
 
     /// `POST /message/query`, held up to the poll timeout plus its margin.

@@ -135,7 +135,9 @@ impl Provider for SparkProvider {
         };
 
         let answer = self.client.query(&request).await.map_err(provider_error)?;
-        let mapped = mapping::map_query(&answer, self.timezone, asked).map_err(provider_error)?;
+        let mut mapped =
+            mapping::map_query(&answer, self.timezone, asked).map_err(provider_error)?;
+        chat_core::links::absolutize(&mut mapped.batch.changes, self.client.base());
 
         let mut skipped = self.skipped();
         if asked.is_none() {
