@@ -16,6 +16,7 @@ pub mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod wire;
 
 pub use capability::{Capabilities, Capability};
 pub use error::{ProviderError, ProviderErrorKind};

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use chat_core::{ProviderError, Secret};
+use chat_core::{wire, ProviderError, Secret};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
@@ -43,9 +43,6 @@ const APP_KEY_HEADER: &str = "x-app-key";
 const USER_TOKEN_LIFE: Duration = Duration::from_secs(3600);
 /// `Expires` when tokenByAkSk leaves it out (its documented default).
 const ACCESS_TOKEN_DEFAULT_SECS: i64 = 600;
-
-/// Most of an error body worth quoting back to the API caller.
-const QUOTED_BODY_CHARS: usize = 300;
 
 /// `resultDesc` words that mark a `resultCode` failure as the caller's fault
 /// (kept as [`ProviderError::Rejected`]) rather than a provider fault.
@@ -104,9 +101,10 @@ impl Failure {
 pub(crate) fn provider_error(failure: Failure) -> ProviderError {
     match failure {
         Failure::Transport(e) if e.is_timeout() => ProviderError::Timeout,
-        Failure::Transport(e) => {
-            ProviderError::Unavailable(format!("ccmessaging request failed: {}", chain(&e)))
-        }
+        Failure::Transport(e) => ProviderError::Unavailable(format!(
+            "ccmessaging request failed: {}",
+            wire::error_chain(&e)
+        )),
         Failure::Status {
             status,
             body,
@@ -114,13 +112,12 @@ pub(crate) fn provider_error(failure: Failure) -> ProviderError {
         } => {
             let (code, reason) = error_reason(status, &body);
             match status.as_u16() {
-                401 | 403 => ProviderError::Unauthorized(reason),
-                429 => ProviderError::RateLimited { retry_after },
-                400..=499 => ProviderError::Rejected {
+                // A 404 names a wrong path or channel: the request's fault.
+                404 => ProviderError::Rejected {
                     code,
                     message: reason,
                 },
-                _ => ProviderError::Unavailable(format!("ccmessaging answered {status}: {reason}")),
+                n => wire::status_error("ccmessaging", status, n, code, reason, retry_after),
             }
         }
         Failure::Result { code, desc } => {
@@ -147,18 +144,6 @@ pub(crate) fn provider_error(failure: Failure) -> ProviderError {
     }
 }
 
-/// An error and its causes on one line (reqwest hides the cause otherwise).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}
-
 /// The provider's code and reason from an error body, else the status text
 /// and the start of the body.
 fn error_reason(status: StatusCode, body: &str) -> (Option<String>, String) {
@@ -166,15 +151,8 @@ fn error_reason(status: StatusCode, body: &str) -> (Option<String>, String) {
     let code = text(&parsed.error_code).or_else(|| text(&parsed.result_code));
     let reason = text(&parsed.exception_info)
         .or_else(|| text(&parsed.result_desc))
-        .or_else(|| text(&parsed.message))
-        .unwrap_or_else(|| {
-            let quoted: String = body.trim().chars().take(QUOTED_BODY_CHARS).collect();
-            match quoted.is_empty() {
-                true => status.to_string(),
-                false => format!("{status}: {quoted}"),
-            }
-        });
-    (code, reason)
+        .or_else(|| text(&parsed.message));
+    (code, wire::reason_text(status, reason, body))
 }
 
 /// A JSON string or number as text; anything else (null, empty) as `None`.
@@ -389,12 +367,10 @@ impl Reply {
         if self.status.is_success() {
             return Ok(self);
         }
-        let retry_after = self
-            .headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = wire::retry_after(
+            self.headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()),
+            chrono::Utc::now(),
+        );
         Err(Failure::Status {
             status: self.status,
             body: String::from_utf8_lossy(&self.body).into_owned(),
@@ -426,7 +402,12 @@ impl Client {
             .connect_timeout(config.request_timeout)
             .user_agent(concat!("chat-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Failure::Setup(format!("cannot build the HTTP client: {}", chain(&e))))?;
+            .map_err(|e| {
+                Failure::Setup(format!(
+                    "cannot build the HTTP client: {}",
+                    wire::error_chain(&e)
+                ))
+            })?;
         let app_key = sensitive(config.app_key.expose(), "app_key")?;
         Ok(Client {
             http,

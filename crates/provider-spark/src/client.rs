@@ -293,13 +293,10 @@ impl SparkClient {
 
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
+    chat_core::wire::retry_after(
+        headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()),
+        chrono::Utc::now(),
+    )
 }
 
 /// The start of a body, for error messages; `None` when empty.
