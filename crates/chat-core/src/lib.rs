@@ -13,6 +13,7 @@ pub mod links;
 pub mod model;
 pub mod provider;
 pub mod secret;
+pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;

@@ -168,6 +168,18 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Whether history is read one customer at a time (ccmessaging), so
+    /// sync and backfill walk customers rather than a time range alone.
+    fn history_per_customer(&self) -> bool {
+        false
+    }
+
+    /// Customers whose history the sync reads, for providers whose history
+    /// is read per customer (ccmessaging's configured `customers`).
+    fn sync_customers(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// How long one live call may be held by the provider, so callers can
     /// size their own timeouts.
     fn live_hold(&self) -> Duration {

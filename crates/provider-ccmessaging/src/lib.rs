@@ -36,6 +36,7 @@ pub mod config;
 mod html;
 mod mapping;
 mod recall;
+pub mod settings;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -52,6 +53,7 @@ use crate::mapping::{Issue, PageContext};
 use crate::recall::Recall;
 
 pub use crate::config::{CcmessagingConfig, DEFAULT_REQUEST_TIMEOUT};
+pub use crate::settings::CcmessagingSettings;
 
 /// Items asked for per history page: the API's maximum. A shorter page is
 /// the last one.
@@ -65,6 +67,8 @@ const MAX_USER_ID_CHARS: usize = 24;
 pub struct CcmessagingProvider {
     client: Client,
     channel_id: String,
+    /// Customers whose history the sync reads.
+    customers: Vec<String>,
     /// Unknown enum values already logged, so each is logged once.
     warned: Mutex<HashSet<(&'static str, String)>>,
     /// Customer and session facts over every page read, so re-reads in
@@ -77,10 +81,12 @@ impl CcmessagingProvider {
     /// first history page is asked for.
     pub fn new(config: CcmessagingConfig) -> Result<Self, ProviderError> {
         let channel_id = config.channel_id.clone();
+        let customers = config.customers.clone();
         let client = Client::new(config).map_err(provider_error)?;
         Ok(CcmessagingProvider {
             client,
             channel_id,
+            customers,
             warned: Mutex::new(HashSet::new()),
             recall: Mutex::new(Recall::default()),
         })
@@ -181,6 +187,14 @@ impl Provider for CcmessagingProvider {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::of(&[Capability::History])
+    }
+
+    fn history_per_customer(&self) -> bool {
+        true
+    }
+
+    fn sync_customers(&self) -> Vec<String> {
+        self.customers.clone()
     }
 
     /// One page of the customer's history between `from` and `to` (now when

@@ -27,6 +27,7 @@
 mod client;
 pub mod config;
 mod mapping;
+pub mod settings;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -43,6 +44,7 @@ use crate::client::{provider_error, ChatList, Client, Failure};
 use crate::mapping::Issue;
 
 pub use crate::config::{KchatConfig, KchatCredential, DEFAULT_REQUEST_TIMEOUT};
+pub use crate::settings::KchatSettings;
 
 /// One Kchat account, as the gateway uses it.
 #[derive(Debug)]

@@ -33,6 +33,7 @@ mod config;
 mod error;
 mod mapping;
 mod reading;
+pub mod settings;
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -46,6 +47,7 @@ use chat_core::{
 };
 
 pub use config::{ConfigError, SparkConfig};
+pub use settings::SparkSettings;
 
 use client::{QueryRequest, SparkClient};
 use error::provider_error;
