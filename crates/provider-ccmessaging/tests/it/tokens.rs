@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use chat_core::{HistoryQuery, Provider, Secret};
 use chrono::{TimeDelta, Utc};
 use provider_ccmessaging::{CcmessagingConfig, CcmessagingProvider};
-use provider_sim::{CcmItem, SimOptions, SimProvider};
+use provider_sim::{CcmItem, FaultProfile, SimOptions, SimProvider};
 use url::Url;
 
 /// The AccessToken lifetime the simulator hands out in this test.
@@ -27,6 +27,17 @@ async fn a_four_second_access_token_is_never_used_expired() {
     .await
     .unwrap();
     let control = server.control();
+    // Each answer takes 300 ms, as on a loaded network: a token checked
+    // fresh just before its end would arrive expired.
+    control
+        .set_faults(
+            SimProvider::Ccmessaging,
+            FaultProfile {
+                latency_ms: 300,
+                ..FaultProfile::default()
+            },
+        )
+        .unwrap();
     control
         .ccm_add_items(vec![CcmItem {
             user_id: "u-token".into(),
@@ -49,7 +60,7 @@ async fn a_four_second_access_token_is_never_used_expired() {
         page: None,
     };
 
-    // Calls every 200 ms over more than three lifetimes.
+    // Calls every 200 ms (plus the 300 ms answer) over three lifetimes.
     let started = Instant::now();
     let mut calls = 0;
     while started.elapsed() < LIFE * 3 + Duration::from_millis(500) {
@@ -60,14 +71,14 @@ async fn a_four_second_access_token_is_never_used_expired() {
     }
 
     let received = control.ccm_received().unwrap();
-    assert!(calls >= 30, "{calls} calls");
+    assert!(calls >= 15, "{calls} calls");
     assert_eq!(received.query_history, calls, "no call was retried");
     assert_eq!(
         received.forbidden, 0,
         "an expired AccessToken was sent: {received:?}"
     );
     assert!(
-        received.token_by_ak_sk >= 4,
+        received.token_by_ak_sk >= 3,
         "the token was replaced once per lifetime: {received:?}"
     );
 }
