@@ -118,6 +118,7 @@ pub(crate) fn map_history(
             name: sender.name.as_deref(),
             avatar_url: sender.avatar_url.as_deref(),
             transfer: item.control == Control::Transfer,
+            disconnect: item.control == Control::Disconnect,
         });
     }
     let mut changes = Vec::new();
@@ -631,10 +632,10 @@ mod order_tests {
             item(3, "TRANS2AGENT", "SYSTEM", "系统", "../../image/agent.png"),
             item(4, "CHAT", "AGENT", "小王", "../../image/agent.png"),
             item(5, "CHAT", "USER", "Michael Brown", "../../image/user2.png"),
-            item(6, "CHAT", "SYSTEM", "系统", "../../image/agent.png"),
+            item(6, "DISCONNECT", "SYSTEM", "系统", "../../image/agent.png"),
             item(7, "TRANS2AGENT", "SYSTEM", "系统", "../../image/agent.png"),
             item(8, "CHAT", "AGENT", "小李", "../../image/agent2.png"),
-            item(9, "CHAT", "SYSTEM", "系统", "../../image/agent.png"),
+            item(9, "DISCONNECT", "SYSTEM", "系统", "../../image/agent.png"),
         ]
     }
 
@@ -674,6 +675,11 @@ mod order_tests {
             "the first TRANS2AGENT"
         );
         assert_eq!(session.agent.unwrap().name.as_deref(), Some("小李"));
+        assert_eq!(
+            session.closed_at.unwrap().timestamp_millis(),
+            1_705_457_009_000,
+            "the newest DISCONNECT"
+        );
     }
 
     proptest! {

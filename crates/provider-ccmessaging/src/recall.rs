@@ -11,7 +11,9 @@
 //!   same way every time) that carries one;
 //! - `assigned_at`: the earliest `TRANS2AGENT` seen for the session, never
 //!   moved by a later one;
-//! - `agent`: the sender of the newest `AGENT` item of the session.
+//! - `agent`: the sender of the newest `AGENT` item of the session;
+//! - `closed_at`: the newest `DISCONNECT` (a session keyed by the user's
+//!   day may hold several conversations).
 //!
 //! Memory is bounded: past [`MAX_ENTRIES`] customers or sessions, the half
 //! seen longest ago is forgotten (an old session that is read again simply
@@ -64,6 +66,7 @@ struct CustomerFacts {
 #[derive(Debug, Default)]
 struct SessionFacts {
     assigned: Option<Stamped<()>>,
+    closed: Option<Stamped<()>>,
     agent: Option<Stamped<Participant>>,
     last_seen: Option<DateTime<Utc>>,
 }
@@ -87,6 +90,8 @@ pub(crate) struct Seen<'a> {
     pub avatar_url: Option<&'a str>,
     /// Whether it is a `TRANS2AGENT`.
     pub transfer: bool,
+    /// Whether it is a `DISCONNECT`.
+    pub disconnect: bool,
 }
 
 impl Seen<'_> {
@@ -125,6 +130,9 @@ impl Recall {
         if item.transfer {
             keep_oldest(&mut session.assigned, item.stamp(()));
         }
+        if item.disconnect {
+            keep_newest(&mut session.closed, item.stamp(()));
+        }
         if item.role == Role::Agent && item.name.is_some() {
             let agent = Participant {
                 external_id: item.name.map(str::to_string),
@@ -154,6 +162,13 @@ impl Recall {
         let reached = |at: DateTime<Utc>| newest_message.is_some_and(|n| n >= at);
         if let Some(assigned) = facts.assigned.as_ref().filter(|a| reached(a.at)) {
             session.assigned_at = Some(assigned.at);
+        }
+        // A session keyed by the user's day can hold several conversations,
+        // each ending in a DISCONNECT: it closed at the newest one.
+        if session.status == Some(chat_core::SessionStatus::Closed) {
+            if let Some(closed) = facts.closed.as_ref() {
+                session.closed_at = Some(closed.at);
+            }
         }
         if let Some(agent) = facts.agent.as_ref().filter(|a| reached(a.at)) {
             session.agent = Some(agent.value.clone());
@@ -188,6 +203,7 @@ mod tests {
             name: Some(name),
             avatar_url: None,
             transfer: false,
+            disconnect: false,
         }
     }
 
