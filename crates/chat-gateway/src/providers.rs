@@ -181,3 +181,57 @@ fn build_provider(a: &AccountConfig) -> Result<Arc<dyn Provider>, String> {
     };
     (entry.build)(&basics, a.settings.keys()).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every enum in `v` that lists a provider this build knows.
+    fn provider_enums<'a>(v: &'a serde_json::Value, out: &mut Vec<Vec<&'a str>>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map {
+                    if let (true, Some(values)) = (k == "enum", child.as_array()) {
+                        let values: Vec<&str> = values.iter().filter_map(|x| x.as_str()).collect();
+                        if values.iter().any(|x| provider_entry(x).is_some()) {
+                            out.push(values);
+                        }
+                    }
+                    provider_enums(child, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for child in items {
+                    provider_enums(child, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_openapi_provider_enum_matches_the_registry() {
+        let doc: serde_json::Value = serde_json::from_str(crate::api::docs::OPENAPI_JSON).unwrap();
+        let mut enums = Vec::new();
+        provider_enums(&doc, &mut enums);
+        assert!(!enums.is_empty());
+        for documented in enums {
+            assert_eq!(documented, provider_names());
+        }
+    }
+
+    #[test]
+    fn registry_names_and_keys_do_not_collide() {
+        let names = provider_names();
+        for (i, n) in names.iter().enumerate() {
+            assert!(!names[i + 1..].contains(n), "{n} twice");
+        }
+        for e in REGISTRY {
+            assert!(e.default_poll_interval_secs >= 1);
+            for k in e.keys {
+                assert!(!k.is_empty());
+            }
+        }
+    }
+}
