@@ -60,10 +60,21 @@ struct CacheInner {
 
 /// Files fetched from providers, by message id; bounded, least recently
 /// used out first.
-#[derive(Debug)]
 pub struct FileCache {
     inner: Mutex<CacheInner>,
     capacity: usize,
+}
+
+impl std::fmt::Debug for FileCache {
+    // The files themselves are never printed: only how much is held.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f.debug_struct("FileCache")
+            .field("files", &inner.files.len())
+            .field("bytes", &inner.bytes)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
 }
 
 impl Default for FileCache {
@@ -336,6 +347,10 @@ mod tests {
         cache.put("huge", file(101));
         assert!(cache.get("huge").is_none(), "larger than the cache");
         assert_eq!(cache.len(), 2);
+        assert_eq!(
+            format!("{cache:?}"),
+            "FileCache { files: 2, bytes: 80, capacity: 100 }"
+        );
     }
 
     #[test]
