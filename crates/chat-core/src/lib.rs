@@ -9,12 +9,15 @@
 pub mod capability;
 pub mod error;
 pub mod event;
+pub mod links;
 pub mod model;
 pub mod provider;
 pub mod secret;
+pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod wire;
 
 pub use capability::{Capabilities, Capability};
 pub use error::{ProviderError, ProviderErrorKind};

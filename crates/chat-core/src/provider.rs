@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Capabilities, MessageKind, ProviderError, SessionChange};
+use crate::{Capabilities, Media, MessageKind, ProviderError, SessionChange};
 
 /// How a live receive call should behave.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,6 +131,29 @@ pub struct SendReceipt {
     pub session_external_id: Option<String>,
 }
 
+/// Which file to fetch: a stored message's attachment and where it lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRequest {
+    /// The customer of the message's session (ccmessaging authorises
+    /// downloads with a customer's token).
+    pub customer_id: Option<String>,
+    /// The message's kind, for providers that want a file type.
+    pub kind: MessageKind,
+    /// The attachment as stored (`file_id`, `mime_type`, `file_name`).
+    pub media: Media,
+}
+
+/// A file's bytes as the provider handed them over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaFile {
+    /// The content.
+    pub bytes: Vec<u8>,
+    /// Its MIME type, when the adapter knows it (from the extension).
+    pub content_type: Option<String>,
+    /// Its name, when known.
+    pub file_name: Option<String>,
+}
+
 /// One chat provider account, as the gateway uses it.
 #[async_trait]
 pub trait Provider: Send + Sync + std::fmt::Debug {
@@ -143,6 +166,18 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// What a send may carry; `None` when the provider cannot send.
     fn send_limits(&self) -> Option<SendLimits> {
         None
+    }
+
+    /// Whether history is read one customer at a time (ccmessaging), so
+    /// sync and backfill walk customers rather than a time range alone.
+    fn history_per_customer(&self) -> bool {
+        false
+    }
+
+    /// Customers whose history the sync reads, for providers whose history
+    /// is read per customer (ccmessaging's configured `customers`).
+    fn sync_customers(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// How long one live call may be held by the provider, so callers can
@@ -170,6 +205,13 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// history is read per customer or time range).
     async fn fetch_history(&self, _q: &HistoryQuery) -> Result<HistoryPage, ProviderError> {
         Err(ProviderError::Unsupported("history"))
+    }
+
+    /// A stored message's file, for providers that serve attachments by id
+    /// rather than by URL (ccmessaging's `downloadFileStream`). An unknown
+    /// file is [`ProviderError::NotFound`].
+    async fn fetch_media(&self, _req: &MediaRequest) -> Result<MediaFile, ProviderError> {
+        Err(ProviderError::Unsupported("media"))
     }
 
     /// Delivers a message (capabilities `send`, `outreach`).

@@ -4,20 +4,16 @@
 //! account names, bad URLs and bad time zones are refused with the file, the
 //! key and the problem named, so `check-config` can gate a deploy.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use chat_core::time::{parse_zone, Tz};
-use chat_core::Secret;
 use serde::Deserialize;
 
 /// The default embedded database: a file beside the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://chat-gateway.db?mode=rwc";
 /// The default listen address: loopback, so an unconfigured gateway is not exposed.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// Providers this build knows.
-pub const PROVIDERS: [&str; 3] = ["spark", "ccmessaging", "kchat"];
 
 /// A configuration problem, naming where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,30 +37,9 @@ impl ConfigError {
     }
 }
 
-/// A secret written inline or read from the environment (`{ env = "VAR" }`),
-/// so config files can be committed without credentials.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum SecretSource {
-    /// Written in the file.
-    Inline(Secret),
-    /// Read from an environment variable at start-up.
-    Env {
-        /// The variable's name.
-        env: String,
-    },
-}
-
-impl SecretSource {
-    fn resolve(&self, key: &str) -> Result<Secret, ConfigError> {
-        match self {
-            SecretSource::Inline(s) => Ok(s.clone()),
-            SecretSource::Env { env } => std::env::var(env).map(Secret::new).map_err(|_| {
-                ConfigError::new(key, format!("environment variable {env} is not set"))
-            }),
-        }
-    }
-}
+/// Secrets in account settings: inline or `{ env = "VAR" }` (kept here
+/// under its old path for callers of the configuration).
+pub use chat_core::settings::SecretSource;
 
 /// `[server]`: how the API is served.
 #[derive(Debug, Clone, Deserialize)]
@@ -166,83 +141,54 @@ fn all_accounts() -> Vec<String> {
     vec!["*".to_string()]
 }
 
-/// `[[accounts]]` as written: one flat table whose provider-specific keys are
-/// checked against `provider` after parsing.
+/// The keys every `[[accounts]]` table has, whatever its provider; the
+/// rest of the table belongs to the provider (its crate's settings type).
+const COMMON_ACCOUNT_KEYS: [&str; 7] = [
+    "name",
+    "provider",
+    "base_url",
+    "timezone",
+    "request_timeout_secs",
+    "poll_interval_secs",
+    "initial_sync_days",
+];
+
+/// The common keys of one `[[accounts]]` table.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAccount {
+struct CommonAccount {
     /// Unique name; appears as `account` in the API.
-    pub name: String,
-    /// `spark`, `ccmessaging` or `kchat`.
-    pub provider: String,
+    name: String,
+    /// A provider of the registry.
+    provider: String,
     /// Provider API root.
-    pub base_url: String,
-    /// Zone of provider-local times (Spark, Kchat).
-    pub timezone: Option<String>,
-    /// Spark: how long one long poll may be held.
-    pub poll_timeout_secs: Option<u64>,
-    /// Any provider: one call's budget (not the long poll).
-    pub request_timeout_secs: Option<u64>,
-    /// Extra headers on every call (Spark auth).
-    pub headers: Option<BTreeMap<String, SecretSource>>,
-    /// ccmessaging: x-app-key and tokenByAkSk key.
-    pub app_key: Option<SecretSource>,
-    /// ccmessaging: tokenByAkSk secret.
-    pub app_secret: Option<SecretSource>,
-    /// ccmessaging: the web channel's id.
-    pub channel_id: Option<String>,
-    /// ccmessaging: channel type (`WEB`).
-    pub channel: Option<String>,
-    /// ccmessaging: applyToken locale.
-    pub locale: Option<String>,
-    /// ccmessaging: customers whose history to sync.
-    pub customers: Option<Vec<String>>,
+    base_url: String,
+    /// Zone of provider-local times.
+    timezone: Option<String>,
+    /// One provider call's budget.
+    request_timeout_secs: Option<u64>,
     /// Polling providers: seconds between polls.
-    pub poll_interval_secs: Option<u64>,
+    poll_interval_secs: Option<u64>,
     /// Polling providers: first-start history depth.
-    pub initial_sync_days: Option<u64>,
-    /// Kchat: agent e-mail for basic auth.
-    pub email: Option<String>,
-    /// Kchat: API token (preferred over a password).
-    pub api_token: Option<SecretSource>,
-    /// Kchat: password, when no token is used.
-    pub password: Option<SecretSource>,
+    initial_sync_days: Option<u64>,
 }
 
-/// The provider-specific part of a validated account.
-#[derive(Debug, Clone)]
-pub enum ProviderSettings {
-    /// Spark agent API.
-    Spark {
-        /// Extra headers (auth) on every call.
-        headers: Vec<(String, Secret)>,
-        /// Long-poll hold.
-        poll_timeout_secs: u64,
-    },
-    /// Huawei ccmessaging history.
-    Ccmessaging {
-        /// App key.
-        app_key: Secret,
-        /// App secret.
-        app_secret: Secret,
-        /// Channel id.
-        channel_id: String,
-        /// Channel type.
-        channel: String,
-        /// applyToken locale.
-        locale: String,
-        /// Customers to sync.
-        customers: Vec<String>,
-    },
-    /// KF5 Kchat history.
-    Kchat {
-        /// Agent e-mail.
-        email: String,
-        /// API token, if used.
-        api_token: Option<Secret>,
-        /// Password, if used.
-        password: Option<Secret>,
-    },
+/// An account's provider-specific keys as written, checked by the
+/// provider's settings type; `Debug` shows the key names only, since
+/// values may be credentials.
+#[derive(Clone, Default)]
+pub struct ProviderKeys(toml::Table);
+
+impl ProviderKeys {
+    /// The keys and their values, for the provider's settings type.
+    pub fn keys(&self) -> &toml::Table {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ProviderKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// A validated account.
@@ -262,8 +208,8 @@ pub struct AccountConfig {
     pub poll_interval_secs: u64,
     /// First-start history depth (polling providers).
     pub initial_sync_days: u64,
-    /// Provider-specific settings.
-    pub settings: ProviderSettings,
+    /// Provider-specific keys, already checked by the provider's crate.
+    pub settings: ProviderKeys,
 }
 
 /// A validated API key.
@@ -318,7 +264,7 @@ struct FileConfig {
     #[serde(default)]
     api_keys: Vec<ApiKeyConfig>,
     #[serde(default)]
-    accounts: Vec<RawAccount>,
+    accounts: Vec<toml::Table>,
 }
 
 impl Config {
@@ -515,11 +461,34 @@ fn validate_key(i: usize, k: &ApiKeyConfig) -> Result<ApiKey, ConfigError> {
     })
 }
 
-fn validate_account(i: usize, a: &RawAccount) -> Result<AccountConfig, ConfigError> {
+fn validate_account(i: usize, table: &toml::Table) -> Result<AccountConfig, ConfigError> {
     let key = |f: &str| format!("accounts[{i}].{f}");
+    let common_table: toml::Table = table
+        .iter()
+        .filter(|(k, _)| COMMON_ACCOUNT_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let a: CommonAccount = toml::Value::Table(common_table).try_into().map_err(|e| {
+        let field = COMMON_ACCOUNT_KEYS
+            .iter()
+            .find(|k| e.message().contains(&format!("`{k}`")))
+            .copied()
+            .unwrap_or("(account)");
+        ConfigError::new(key(field), e.message().to_string())
+    })?;
     if a.name.trim().is_empty() {
         return Err(ConfigError::new(key("name"), "must not be empty"));
     }
+    let entry = crate::providers::provider_entry(&a.provider).ok_or_else(|| {
+        ConfigError::new(
+            key("provider"),
+            format!(
+                "unknown provider `{}` (one of {})",
+                a.provider,
+                crate::providers::provider_names().join(", ")
+            ),
+        )
+    })?;
     let base_url = url::Url::parse(&a.base_url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
@@ -533,108 +502,30 @@ fn validate_account(i: usize, a: &RawAccount) -> Result<AccountConfig, ConfigErr
         Some(tz) => parse_zone(tz).map_err(|e| ConfigError::new(key("timezone"), e.to_string()))?,
         None => chrono_tz::Asia::Shanghai,
     };
-    // Keys that belong to one provider only; set on another they are mistakes.
-    let only = |field: &str, set: bool, provider: &str| -> Result<(), ConfigError> {
-        if set && a.provider != provider {
-            Err(ConfigError::new(
-                key(field),
-                format!("applies to provider {provider}, not {}", a.provider),
-            ))
-        } else {
-            Ok(())
+    // Keys beyond the common ones belong to the provider; one that another
+    // provider takes is a mistake worth naming as such.
+    let mut own = toml::Table::new();
+    for (k, v) in table {
+        if COMMON_ACCOUNT_KEYS.contains(&k.as_str()) {
+            continue;
         }
-    };
-    only("headers", a.headers.is_some(), "spark")?;
-    only("poll_timeout_secs", a.poll_timeout_secs.is_some(), "spark")?;
-    for (f, set) in [
-        ("app_key", a.app_key.is_some()),
-        ("app_secret", a.app_secret.is_some()),
-        ("channel_id", a.channel_id.is_some()),
-        ("channel", a.channel.is_some()),
-        ("locale", a.locale.is_some()),
-        ("customers", a.customers.is_some()),
-    ] {
-        only(f, set, "ccmessaging")?;
+        if entry.keys.contains(&k.as_str()) {
+            own.insert(k.clone(), v.clone());
+            continue;
+        }
+        let problem = match crate::providers::REGISTRY
+            .iter()
+            .find(|e| e.keys.contains(&k.as_str()))
+        {
+            Some(other) => format!("applies to provider {}, not {}", other.name, a.provider),
+            None => format!("unknown field `{k}` for provider {}", a.provider),
+        };
+        return Err(ConfigError::new(key(k), problem));
     }
-    for (f, set) in [
-        ("email", a.email.is_some()),
-        ("api_token", a.api_token.is_some()),
-        ("password", a.password.is_some()),
-    ] {
-        only(f, set, "kchat")?;
-    }
-    let required = |field: &str, v: &Option<SecretSource>| -> Result<Secret, ConfigError> {
-        v.as_ref()
-            .ok_or_else(|| {
-                ConfigError::new(key(field), format!("required for provider {}", a.provider))
-            })?
-            .resolve(&key(field))
-    };
-    let settings = match a.provider.as_str() {
-        "spark" => {
-            let mut headers = Vec::new();
-            for (name, v) in a.headers.iter().flatten() {
-                let k = key(&format!("headers.{name}"));
-                http::HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| ConfigError::new(&k, "not a valid header name"))?;
-                headers.push((name.clone(), v.resolve(&k)?));
-            }
-            ProviderSettings::Spark {
-                headers,
-                poll_timeout_secs: a.poll_timeout_secs.unwrap_or(30),
-            }
-        }
-        "ccmessaging" => ProviderSettings::Ccmessaging {
-            app_key: required("app_key", &a.app_key)?,
-            app_secret: required("app_secret", &a.app_secret)?,
-            channel_id: a.channel_id.clone().ok_or_else(|| {
-                ConfigError::new(key("channel_id"), "required for provider ccmessaging")
-            })?,
-            channel: a.channel.clone().unwrap_or_else(|| "WEB".into()),
-            locale: a.locale.clone().unwrap_or_else(|| "zh".into()),
-            customers: a.customers.clone().unwrap_or_default(),
-        },
-        "kchat" => {
-            let email = a
-                .email
-                .clone()
-                .ok_or_else(|| ConfigError::new(key("email"), "required for provider kchat"))?;
-            let api_token = a
-                .api_token
-                .as_ref()
-                .map(|s| s.resolve(&key("api_token")))
-                .transpose()?;
-            let password = a
-                .password
-                .as_ref()
-                .map(|s| s.resolve(&key("password")))
-                .transpose()?;
-            if api_token.is_none() && password.is_none() {
-                return Err(ConfigError::new(
-                    key("api_token"),
-                    "kchat needs api_token or password",
-                ));
-            }
-            ProviderSettings::Kchat {
-                email,
-                api_token,
-                password,
-            }
-        }
-        other => {
-            return Err(ConfigError::new(
-                key("provider"),
-                format!(
-                    "unknown provider `{other}` (one of {})",
-                    PROVIDERS.join(", ")
-                ),
-            ))
-        }
-    };
+    (entry.check)(&own).map_err(|e| ConfigError::new(key(&e.key), e.problem))?;
     for (field, v) in [
         ("request_timeout_secs", a.request_timeout_secs),
         ("poll_interval_secs", a.poll_interval_secs),
-        ("poll_timeout_secs", a.poll_timeout_secs),
     ] {
         if v == Some(0) {
             return Err(ConfigError::new(key(field), "must be at least 1"));
@@ -642,17 +533,15 @@ fn validate_account(i: usize, a: &RawAccount) -> Result<AccountConfig, ConfigErr
     }
     Ok(AccountConfig {
         name: a.name.clone(),
-        provider: a.provider.clone(),
+        provider: entry.name.to_string(),
         base_url,
         timezone,
         request_timeout_secs: a.request_timeout_secs.unwrap_or(10),
-        poll_interval_secs: a.poll_interval_secs.unwrap_or(if a.provider == "kchat" {
-            30
-        } else {
-            10
-        }),
+        poll_interval_secs: a
+            .poll_interval_secs
+            .unwrap_or(entry.default_poll_interval_secs),
         initial_sync_days: a.initial_sync_days.unwrap_or(7),
-        settings,
+        settings: ProviderKeys(own),
     })
 }
 
@@ -722,12 +611,11 @@ poll_interval_secs = 30
         assert_eq!(c.accounts.len(), 3);
         assert_eq!(c.api_keys[0].scopes, ["read", "write"]);
         assert_eq!(c.api_keys[0].accounts, None);
-        match &c.accounts[1].settings {
-            ProviderSettings::Ccmessaging { app_secret, .. } => {
-                assert_eq!(app_secret.expose(), "s3cret")
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(c.accounts[1].provider, "ccmessaging");
+        assert_eq!(c.accounts[2].poll_interval_secs, 30);
+        let accounts = crate::providers::Accounts::build(&c).unwrap();
+        let ccm = accounts.get("huawei-web").unwrap();
+        assert_eq!(ccm.provider.sync_customers(), ["1659490221026188522"]);
         // Secrets never print.
         assert!(!format!("{c:?}").contains("s3cret"));
         assert!(!format!("{c:?}").contains("Token abc"));
@@ -809,5 +697,41 @@ poll_interval_secs = 30
             assert_eq!(e.key, "server.cors_origins[1]", "{bad}: {e}");
             assert!(e.problem.contains(hint), "{bad}: {}", e.problem);
         }
+    }
+
+    #[test]
+    fn provider_keys_are_checked_by_the_providers_own_settings() {
+        let kchat = |extra: &str| {
+            format!("[[accounts]]\nname = \"a\"\nprovider = \"kchat\"\nbase_url = \"http://x\"\nemail = \"e\"\napi_token = \"t\"\n{extra}")
+        };
+        let e = problem(&kchat("colour = \"blue\""));
+        assert_eq!(e.key, "accounts[0].colour");
+        assert!(e.problem.contains("unknown field"), "{e}");
+        let e = problem(&kchat("headers = { A = \"b\" }"));
+        assert_eq!(e.key, "accounts[0].headers");
+        assert!(e.problem.contains("applies to provider spark"), "{e}");
+        let e = problem(&kchat("poll_interval_secs = 0"));
+        assert_eq!(e.key, "accounts[0].poll_interval_secs");
+
+        let e = problem("[[accounts]]\nname = \"a\"\nprovider = \"kchat\"\nbase_url = \"http://x\"\nemail = \"e\"\n");
+        assert_eq!(e.key, "accounts[0].api_token");
+        assert!(e.problem.contains("api_token or password"), "{e}");
+        let e = problem("[[accounts]]\nname = \"a\"\nprovider = \"ccmessaging\"\nbase_url = \"http://x\"\napp_key = \"k\"\napp_secret = \"s\"\n");
+        assert_eq!(e.key, "accounts[0].channel_id");
+        assert!(e.problem.contains("required"), "{e}");
+        let e = problem("[[accounts]]\nname = \"a\"\nprovider = \"ccmessaging\"\nbase_url = \"http://x\"\napp_key = \"k\"\napp_secret = \"s\"\nchannel_id = 5\n");
+        assert_eq!(e.key, "accounts[0].channel_id", "{e}");
+        assert!(e.problem.contains("invalid type"), "{e}");
+        let spark = |extra: &str| {
+            format!("[[accounts]]\nname = \"a\"\nprovider = \"spark\"\nbase_url = \"http://x\"\n{extra}")
+        };
+        let e = problem(&spark("poll_timeout_secs = 0"));
+        assert_eq!(e.key, "accounts[0].poll_timeout_secs");
+        let e = problem(&spark("headers = { \"bad header\" = \"v\" }"));
+        assert_eq!(e.key, "accounts[0].headers.bad header");
+        let e = problem(&spark("name2 = 1"));
+        assert_eq!(e.key, "accounts[0].name2");
+        let e = problem("[[accounts]]\nprovider = \"spark\"\nbase_url = \"http://x\"\n");
+        assert_eq!(e.key, "accounts[0].name", "{e}");
     }
 }

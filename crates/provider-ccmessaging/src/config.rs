@@ -29,6 +29,8 @@ pub struct CcmessagingConfig {
     pub locale: String,
     /// Time budget of one provider call, connection included.
     pub request_timeout: Duration,
+    /// Customers whose history the gateway's sync reads.
+    pub customers: Vec<String>,
 }
 
 impl CcmessagingConfig {
@@ -49,6 +51,7 @@ impl CcmessagingConfig {
             channel: "WEB".to_string(),
             locale: "zh".to_string(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            customers: Vec::new(),
         }
     }
 }

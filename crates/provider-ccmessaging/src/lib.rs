@@ -2,8 +2,9 @@
 //!
 //! Reads one customer's chat history at a time through
 //! `queryHistoryChatMessage` and maps it to the chat-core model as
-//! `providers/ccmessaging.md` describes. Capability: `history` only (the
-//! gateway does not poll or send as the customer).
+//! `providers/ccmessaging.md` describes, and fetches attachments through
+//! `downloadFileStream`. Capability: `history` only (the gateway does not
+//! poll or send as the customer).
 //!
 //! Layout: [`config`] (the account settings), `client` (raw calls, the token
 //! life cycle, private wire types), `mapping` (items to the core model),
@@ -34,18 +35,25 @@ mod client;
 pub mod config;
 mod html;
 mod mapping;
+mod recall;
+pub mod settings;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chat_core::{Capabilities, Capability, HistoryPage, HistoryQuery, Provider, ProviderError};
+use chat_core::{
+    Capabilities, Capability, HistoryPage, HistoryQuery, MediaFile, MediaRequest, Provider,
+    ProviderError,
+};
 use chrono::Utc;
 
 use crate::client::{provider_error, Client, Failure, HistoryRequest};
-use crate::mapping::Issue;
+use crate::mapping::{Issue, PageContext};
+use crate::recall::Recall;
 
 pub use crate::config::{CcmessagingConfig, DEFAULT_REQUEST_TIMEOUT};
+pub use crate::settings::CcmessagingSettings;
 
 /// Items asked for per history page: the API's maximum. A shorter page is
 /// the last one.
@@ -59,8 +67,13 @@ const MAX_USER_ID_CHARS: usize = 24;
 pub struct CcmessagingProvider {
     client: Client,
     channel_id: String,
+    /// Customers whose history the sync reads.
+    customers: Vec<String>,
     /// Unknown enum values already logged, so each is logged once.
     warned: Mutex<HashSet<(&'static str, String)>>,
+    /// Customer and session facts over every page read, so re-reads in
+    /// any order report the same name, avatar, assignment and agent.
+    recall: Mutex<Recall>,
 }
 
 impl CcmessagingProvider {
@@ -68,11 +81,14 @@ impl CcmessagingProvider {
     /// first history page is asked for.
     pub fn new(config: CcmessagingConfig) -> Result<Self, ProviderError> {
         let channel_id = config.channel_id.clone();
+        let customers = config.customers.clone();
         let client = Client::new(config).map_err(provider_error)?;
         Ok(CcmessagingProvider {
             client,
             channel_id,
+            customers,
             warned: Mutex::new(HashSet::new()),
+            recall: Mutex::new(Recall::default()),
         })
     }
 
@@ -108,7 +124,15 @@ impl CcmessagingProvider {
         };
         let items = self.client.query_history(&request).await?;
         let mut issues = Vec::new();
-        let changes = mapping::map_history(&items, user_id, self.client.channel(), &mut issues);
+        let ctx = PageContext {
+            user_id,
+            default_channel: self.client.channel(),
+            base_url: self.client.base_url(),
+        };
+        let changes = {
+            let mut recall = self.recall.lock().unwrap_or_else(|e| e.into_inner());
+            mapping::map_history(&items, ctx, &mut recall, &mut issues)
+        };
         self.report(user_id, &issues);
         let fetched = u64::try_from(items.len()).unwrap_or(u64::MAX);
         Ok(HistoryPage {
@@ -165,10 +189,54 @@ impl Provider for CcmessagingProvider {
         Capabilities::of(&[Capability::History])
     }
 
+    fn history_per_customer(&self) -> bool {
+        true
+    }
+
+    fn sync_customers(&self) -> Vec<String> {
+        self.customers.clone()
+    }
+
     /// One page of the customer's history between `from` and `to` (now when
     /// absent); `page` is the offset handed back by the previous page.
     async fn fetch_history(&self, q: &HistoryQuery) -> Result<HistoryPage, ProviderError> {
         self.history_page(q).await.map_err(provider_error)
+    }
+
+    /// The file through `downloadFileStream`, authorised with the
+    /// session's customer's token; its type comes from the extension.
+    async fn fetch_media(&self, req: &MediaRequest) -> Result<MediaFile, ProviderError> {
+        let file_id = req
+            .media
+            .file_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .ok_or_else(|| ProviderError::NotFound("the message names no file".into()))?;
+        let user_id = req
+            .customer_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty() && u.chars().count() <= MAX_USER_ID_CHARS)
+            .ok_or_else(|| ProviderError::Rejected {
+                code: None,
+                message: "ccmessaging downloads need the session's customer id".into(),
+            })?;
+        let file_type = mapping::file_type(&req.media, req.kind);
+        let bytes = self
+            .client
+            .download(user_id, file_id, &file_type)
+            .await
+            .map_err(provider_error)?;
+        Ok(MediaFile {
+            bytes,
+            content_type: req
+                .media
+                .mime_type
+                .clone()
+                .or_else(|| mapping::mime_type(&file_type)),
+            file_name: req.media.file_name.clone(),
+        })
     }
 }
 

@@ -1,7 +1,8 @@
 //! ccmessaging history items to the core model, per `providers/ccmessaging.md`.
 //!
-//! Pure functions: what cannot be mapped is reported as an [`Issue`] for the
-//! caller to log, and never fails the page.
+//! Pure functions over a page plus the adapter's [`Recall`]: what cannot be
+//! mapped is reported as an [`Issue`] for the caller to log, and never fails
+//! the page.
 //!
 //! - `sourceType`: `USER`/`CUSTOMER` customer (inbound), `AGENT` agent,
 //!   `ROBOT` bot, `SYSTEM` system; unknown: system.
@@ -11,10 +12,15 @@
 //!   named after the value.
 //! - Session: `callId`, else `chatId`/`chat_id`, else `{userId}:{yyyy-MM-dd}`
 //!   (UTC day of `sendTime`). Consecutive items of one session form one
-//!   [`SessionChange`]; a `TRANS2AGENT` starts a new change carrying
-//!   `assigned_at` (first-response timing starts there) and a `DISCONNECT`
-//!   ends its change, which carries `status: closed` and `closed_at`.
+//!   [`SessionChange`]; a `TRANS2AGENT` starts a new change and a
+//!   `DISCONNECT` ends its change, which carries `status: closed` and
+//!   `closed_at`.
+//! - The customer's name and avatar, `assigned_at` (the first
+//!   `TRANS2AGENT`) and the agent (the newest `AGENT` sender) come from
+//!   [`Recall`], so re-reading items in any order reports the same facts.
+//! - `senderAvatar` is resolved against the account's `base_url`.
 
+use chat_core::links::absolute_url;
 use chat_core::time::epoch_ms_to_utc;
 use chat_core::{
     Card, Media, MessageKind, Participant, ProviderMessage, ProviderSession, Role, Sender,
@@ -22,8 +28,10 @@ use chat_core::{
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use url::Url;
 
 use crate::html::html_to_text;
+use crate::recall::{Recall, Seen};
 
 /// Something in a page the mapping could not take as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,20 +83,47 @@ struct Item {
     message: ProviderMessage,
 }
 
-/// Maps one page of `messageList` items of `user_id` into session changes
-/// in provider order.
+/// Where a page is mapped: the queried customer and the account's settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PageContext<'a> {
+    /// The queried `userId`, the customer of every session in the page.
+    pub user_id: &'a str,
+    /// The configured channel type, for sessions whose items name none.
+    pub default_channel: &'a str,
+    /// The account's `base_url`, for relative avatars.
+    pub base_url: &'a Url,
+}
+
+/// Maps one page of `messageList` items into session changes in provider
+/// order, first folding the page into `recall`.
 pub(crate) fn map_history(
     items: &[Value],
-    user_id: &str,
-    default_channel: &str,
+    ctx: PageContext<'_>,
+    recall: &mut Recall,
     issues: &mut Vec<Issue>,
 ) -> Vec<SessionChange> {
+    let user_id = ctx.user_id;
+    let mapped: Vec<Item> = items
+        .iter()
+        .filter_map(|raw| map_item(raw, user_id, ctx.base_url, issues))
+        .collect();
+    for item in &mapped {
+        let sender = &item.message.sender;
+        recall.learn(Seen {
+            id: &item.message.external_id,
+            session: &item.session_key,
+            user_id,
+            at: item.message.sent_at,
+            role: sender.role,
+            name: sender.name.as_deref(),
+            avatar_url: sender.avatar_url.as_deref(),
+            transfer: item.control == Control::Transfer,
+            disconnect: item.control == Control::Disconnect,
+        });
+    }
     let mut changes = Vec::new();
     let mut current: Option<SessionChange> = None;
-    for raw in items {
-        let Some(item) = map_item(raw, user_id, issues) else {
-            continue;
-        };
+    for item in mapped {
         let starts_new = match &current {
             None => true,
             Some(change) => {
@@ -107,7 +142,12 @@ pub(crate) fn map_history(
         }
     }
     changes.extend(current);
-    fill_gaps(&mut changes, default_channel);
+    for change in &mut changes {
+        if change.session.channel.is_none() {
+            change.session.channel = Some(ctx.default_channel.to_lowercase());
+        }
+        recall.apply(change, user_id);
+    }
     changes
 }
 
@@ -128,34 +168,6 @@ fn new_change(item: &Item, user_id: &str) -> SessionChange {
     }
 }
 
-/// Facts a change lacks but the page knows: the configured channel when no
-/// item named one, and the customer's latest nickname and avatar in the
-/// page when none of the change's own items were the customer's (one user
-/// is the customer of every session in the page).
-fn fill_gaps(changes: &mut [SessionChange], default_channel: &str) {
-    let latest = |pick: fn(&Participant) -> &Option<String>| {
-        changes
-            .iter()
-            .rev()
-            .filter_map(|c| c.session.customer.as_ref())
-            .find_map(|p| pick(p).clone())
-    };
-    let name = latest(|p| &p.name);
-    let avatar = latest(|p| &p.avatar_url);
-    for change in changes.iter_mut() {
-        let session = &mut change.session;
-        if session.channel.is_none() {
-            session.channel = Some(default_channel.to_lowercase());
-        }
-        if let Some(customer) = session.customer.as_mut() {
-            if customer.name.is_none() && customer.avatar_url.is_none() {
-                customer.name.clone_from(&name);
-                customer.avatar_url.clone_from(&avatar);
-            }
-        }
-    }
-}
-
 /// Folds one item's facts into its change and appends its message.
 fn add_item(change: &mut SessionChange, item: Item) {
     let session = &mut change.session;
@@ -164,30 +176,15 @@ fn add_item(change: &mut SessionChange, item: Item) {
     if session.channel.is_none() {
         session.channel = item.channel;
     }
-    match item.control {
-        Control::Transfer => session.assigned_at = Some(at),
-        Control::Disconnect => {
-            session.status = Some(SessionStatus::Closed);
-            session.closed_at = Some(at);
-        }
-        Control::Chat | Control::Event => {}
-    }
-    let sender = &item.message.sender;
-    if sender.role == Role::Customer {
-        if let Some(customer) = session.customer.as_mut() {
-            if sender.name.is_some() {
-                customer.name.clone_from(&sender.name);
-            }
-            if sender.avatar_url.is_some() {
-                customer.avatar_url.clone_from(&sender.avatar_url);
-            }
-        }
+    if item.control == Control::Disconnect {
+        session.status = Some(SessionStatus::Closed);
+        session.closed_at = Some(at);
     }
     change.messages.push(item.message);
 }
 
 /// One item to a message, or `None` (reported) when it lacks `id` or `sendTime`.
-fn map_item(raw: &Value, user_id: &str, issues: &mut Vec<Issue>) -> Option<Item> {
+fn map_item(raw: &Value, user_id: &str, base_url: &Url, issues: &mut Vec<Issue>) -> Option<Item> {
     let id = text(raw, "id");
     let Some(id) = id else {
         issues.push(Issue::Skipped {
@@ -214,7 +211,7 @@ fn map_item(raw: &Value, user_id: &str, issues: &mut Vec<Issue>) -> Option<Item>
         role,
         external_id: (role == Role::Customer).then(|| item_user.clone()),
         name: text(raw, "senderNickname"),
-        avatar_url: text(raw, "senderAvatar"),
+        avatar_url: text(raw, "senderAvatar").and_then(|a| absolute_url(base_url, &a)),
     };
 
     let content = raw.get("content").and_then(Value::as_str);
@@ -458,9 +455,45 @@ fn is_extension(s: &str) -> bool {
     (1..=5).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
+/// Extensions [`mime_type`] knows, most usual first for each type, so a
+/// MIME type can be turned back into the `fileType` downloads ask for.
+const KNOWN_EXTENSIONS: [&str; 29] = [
+    "jpg", "jpeg", "png", "gif", "bmp", "webp", "svg", "mp3", "amr", "wav", "m4a", "aac", "ogg",
+    "mp4", "mov", "avi", "webm", "3gp", "txt", "csv", "pdf", "doc", "docx", "xls", "xlsx", "ppt",
+    "pptx", "zip", "json",
+];
+
+/// The `fileType` to ask `downloadFileStream` for: the file name's
+/// extension, else one matching the MIME type, else the usual one for the
+/// message kind.
+pub(crate) fn file_type(media: &chat_core::Media, kind: MessageKind) -> String {
+    let from_name = media
+        .file_name
+        .as_deref()
+        .and_then(|n| n.rsplit_once('.'))
+        .map(|(_, ext)| ext.trim().to_ascii_lowercase())
+        .filter(|ext| is_extension(ext));
+    let from_mime = || {
+        let mime = media.mime_type.as_deref()?;
+        KNOWN_EXTENSIONS
+            .iter()
+            .find(|ext| mime_type(ext).as_deref() == Some(mime))
+            .map(|ext| (*ext).to_string())
+    };
+    from_name.or_else(from_mime).unwrap_or_else(|| {
+        match kind {
+            MessageKind::Image => "jpg",
+            MessageKind::Audio => "mp3",
+            MessageKind::Video => "mp4",
+            _ => "",
+        }
+        .to_string()
+    })
+}
+
 /// A MIME type from an extension (`jpg`, `.PDF`) or one already given
 /// (`image/png`).
-fn mime_type(ext: &str) -> Option<String> {
+pub(crate) fn mime_type(ext: &str) -> Option<String> {
     let ext = ext.trim().trim_start_matches('.').to_ascii_lowercase();
     if ext.contains('/') {
         return Some(ext);
@@ -552,5 +585,128 @@ mod tests {
         let m = object_media(Some("obj-6,mp3"));
         assert_eq!(m.file_id.as_deref(), Some("obj-6"));
         assert_eq!(m.mime_type.as_deref(), Some("audio/mpeg"));
+    }
+
+    #[test]
+    fn downloads_ask_for_the_files_own_type() {
+        let named = file_media(Some("report.PDF,10,obj-1,pdf"));
+        assert_eq!(file_type(&named, MessageKind::File), "pdf");
+        let typed = key_ext_media(Some("obj-2,png"));
+        assert_eq!(file_type(&typed, MessageKind::Image), "png");
+        let bare = object_media(Some("obj-3"));
+        assert_eq!(file_type(&bare, MessageKind::Audio), "mp3");
+        assert_eq!(file_type(&bare, MessageKind::File), "");
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const USER: &str = "u1";
+
+    /// A session's history as the provider would answer it, oldest first:
+    /// customer items under changing nicknames, a system item named
+    /// "系统", two agents, and two hand-overs.
+    fn history() -> Vec<Value> {
+        let item = |i: i64, control: &str, source: &str, nick: &str, avatar: &str| {
+            json!({
+                "id": format!("m{i:02}"),
+                "userId": USER,
+                "callId": "call-1",
+                "controlType": control,
+                "sourceType": source,
+                "mediaType": if control == "CHAT" { json!("TEXT") } else { json!(null) },
+                "content": format!("<p>item {i}</p>"),
+                "senderNickname": nick,
+                "senderAvatar": avatar,
+                "sendTime": 1_705_457_000_000_i64 + i * 1000,
+            })
+        };
+        vec![
+            item(1, "CONNECT", "USER", "Michael", "../../image/user1.png"),
+            item(2, "CHAT", "ROBOT", "智能助手", "../../image/robot.png"),
+            item(3, "TRANS2AGENT", "SYSTEM", "系统", "../../image/agent.png"),
+            item(4, "CHAT", "AGENT", "小王", "../../image/agent.png"),
+            item(5, "CHAT", "USER", "Michael Brown", "../../image/user2.png"),
+            item(6, "DISCONNECT", "SYSTEM", "系统", "../../image/agent.png"),
+            item(7, "TRANS2AGENT", "SYSTEM", "系统", "../../image/agent.png"),
+            item(8, "CHAT", "AGENT", "小李", "../../image/agent2.png"),
+            item(9, "DISCONNECT", "SYSTEM", "系统", "../../image/agent.png"),
+        ]
+    }
+
+    /// Maps `pages` in turn with one memory, then the newest item alone
+    /// (which says nothing of names or hand-overs itself), and returns the
+    /// session as that last read reports it.
+    fn read(pages: &[Vec<Value>]) -> ProviderSession {
+        let base = Url::parse("http://provider.example:9102/").unwrap();
+        let ctx = PageContext {
+            user_id: USER,
+            default_channel: "WEB",
+            base_url: &base,
+        };
+        let mut recall = Recall::default();
+        let mut issues = Vec::new();
+        for page in pages {
+            map_history(page, ctx, &mut recall, &mut issues);
+        }
+        let newest = history().pop().into_iter().collect::<Vec<_>>();
+        let changes = map_history(&newest, ctx, &mut recall, &mut issues);
+        assert!(issues.is_empty(), "{issues:?}");
+        changes.last().unwrap().session.clone()
+    }
+
+    #[test]
+    fn the_customer_and_assignment_come_from_the_right_items() {
+        let session = read(&[history()]);
+        let customer = session.customer.unwrap();
+        assert_eq!(customer.name.as_deref(), Some("Michael Brown"));
+        assert_eq!(
+            customer.avatar_url.as_deref(),
+            Some("http://provider.example:9102/image/user2.png")
+        );
+        assert_eq!(
+            session.assigned_at.unwrap().timestamp_millis(),
+            1_705_457_003_000,
+            "the first TRANS2AGENT"
+        );
+        assert_eq!(session.agent.unwrap().name.as_deref(), Some("小李"));
+        assert_eq!(
+            session.closed_at.unwrap().timestamp_millis(),
+            1_705_457_009_000,
+            "the newest DISCONNECT"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any order, split and repetition of earlier reads leaves the
+        /// same customer, assignment and agent.
+        #[test]
+        fn reads_in_any_order_report_the_same_facts(
+            order in Just((0..9).collect::<Vec<usize>>()).prop_shuffle(),
+            cuts in proptest::collection::vec(0usize..9, 0..4),
+            repeat in 1usize..3,
+        ) {
+            let items = history();
+            let shuffled: Vec<Value> = order.iter().map(|i| items[*i].clone()).collect();
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let mut pages = Vec::new();
+            let mut start = 0;
+            for cut in cuts.into_iter().chain([shuffled.len()]) {
+                if cut > start {
+                    pages.push(shuffled[start..cut].to_vec());
+                    start = cut;
+                }
+            }
+            let pages: Vec<Vec<Value>> = std::iter::repeat_n(pages, repeat).flatten().collect();
+            prop_assert_eq!(read(&pages), read(&[history()]));
+        }
     }
 }

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use chat_core::{ProviderError, Secret};
-use chrono::{DateTime, NaiveDate, Utc};
+use chat_core::{wire, ProviderError, Secret};
+use chrono::{NaiveDate, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -18,9 +18,6 @@ use crate::config::KchatConfig;
 
 /// Chats asked for per list page: the API's maximum.
 pub(crate) const PER_PAGE: u32 = 100;
-
-/// Most of an error body worth quoting back to the API caller.
-const QUOTED_BODY_CHARS: usize = 300;
 
 /// Why a call did not produce an answer; turned into a [`ProviderError`]
 /// only by [`provider_error`].
@@ -51,7 +48,7 @@ impl Failure {
 
 /// The one mapping from a failed call to the error the gateway acts on.
 ///
-/// 401 -> `Unauthorized`; 404 -> `NotFound`; 429 -> `RateLimited` with the
+/// 401 -> `Unauthorized`; 403 -> `Rejected`; 404 -> `NotFound`; 408 -> `Timeout`; 429 -> `RateLimited` with the
 /// `Retry-After` delay; other 4xx -> `Rejected` with the body's `error` and
 /// `message`; 5xx and connection failures -> `Unavailable`; timeouts ->
 /// `Timeout`; unreadable answers and foreign `next_page` links -> `BadData`.
@@ -59,7 +56,7 @@ pub(crate) fn provider_error(failure: Failure) -> ProviderError {
     match failure {
         Failure::Transport(e) if e.is_timeout() => ProviderError::Timeout,
         Failure::Transport(e) => {
-            ProviderError::Unavailable(format!("kchat request failed: {}", chain(&e)))
+            ProviderError::Unavailable(format!("kchat request failed: {}", wire::error_chain(&e)))
         }
         Failure::Status {
             status,
@@ -68,14 +65,13 @@ pub(crate) fn provider_error(failure: Failure) -> ProviderError {
         } => {
             let (code, reason) = error_reason(status, &body);
             match status.as_u16() {
-                401 => ProviderError::Unauthorized(reason),
-                404 => ProviderError::NotFound(reason),
-                429 => ProviderError::RateLimited { retry_after },
-                400..=499 => ProviderError::Rejected {
+                // A 403 is a permission the agent lacks for this request,
+                // not a credential to refresh.
+                403 => ProviderError::Rejected {
                     code,
                     message: reason,
                 },
-                _ => ProviderError::Unavailable(format!("kchat answered {status}: {reason}")),
+                n => wire::status_error("kchat", status, n, code, reason, retry_after),
             }
         }
         Failure::Unreadable(what) => ProviderError::BadData(what),
@@ -87,18 +83,6 @@ pub(crate) fn provider_error(failure: Failure) -> ProviderError {
     }
 }
 
-/// An error and its causes on one line (reqwest hides the cause otherwise).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}
-
 /// `{"error": 40100, "message": "…"}` to code and reason, else the status
 /// text and the start of the body.
 fn error_reason(status: StatusCode, body: &str) -> (Option<String>, String) {
@@ -108,29 +92,19 @@ fn error_reason(status: StatusCode, body: &str) -> (Option<String>, String) {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
         _ => None,
     };
-    let reason = match parsed.get("message") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        _ => {
-            let quoted: String = body.trim().chars().take(QUOTED_BODY_CHARS).collect();
-            match quoted.is_empty() {
-                true => status.to_string(),
-                false => format!("{status}: {quoted}"),
-            }
-        }
+    let message = match parsed.get("message") {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
     };
-    (code, reason)
+    (code, wire::reason_text(status, message, body))
 }
 
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = DateTime::parse_from_rfc2822(value)
-        .ok()?
-        .with_timezone(&Utc);
-    Some((at - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+    wire::retry_after(
+        headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()),
+        Utc::now(),
+    )
 }
 
 /// One page of the chat list, items still raw.
@@ -167,7 +141,12 @@ impl Client {
             .connect_timeout(config.request_timeout)
             .user_agent(concat!("chat-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Failure::Setup(format!("cannot build the HTTP client: {}", chain(&e))))?;
+            .map_err(|e| {
+                Failure::Setup(format!(
+                    "cannot build the HTTP client: {}",
+                    wire::error_chain(&e)
+                ))
+            })?;
         let (user, password) = config.credential.basic_auth(&config.email);
         Ok(Client {
             http,

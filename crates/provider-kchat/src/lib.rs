@@ -27,6 +27,7 @@
 mod client;
 pub mod config;
 mod mapping;
+pub mod settings;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -43,6 +44,7 @@ use crate::client::{provider_error, ChatList, Client, Failure};
 use crate::mapping::Issue;
 
 pub use crate::config::{KchatConfig, KchatCredential, DEFAULT_REQUEST_TIMEOUT};
+pub use crate::settings::KchatSettings;
 
 /// One Kchat account, as the gateway uses it.
 #[derive(Debug)]
@@ -51,6 +53,8 @@ pub struct KchatProvider {
     timezone: Tz,
     /// Host of `base_url`, naming the account in logs.
     host: String,
+    /// `base_url`, against which relative links in answers resolve.
+    base_url: url::Url,
     /// Unknown values already logged, so each is logged once.
     warned: Mutex<HashSet<(&'static str, String)>>,
 }
@@ -63,6 +67,7 @@ impl KchatProvider {
             client,
             timezone: config.timezone,
             host: config.base_url.host_str().unwrap_or_default().to_string(),
+            base_url: config.base_url.clone(),
             warned: Mutex::new(HashSet::new()),
         })
     }
@@ -109,8 +114,9 @@ impl KchatProvider {
     async fn session(&self, id: &str) -> Result<(SessionChange, u64), Failure> {
         let chat = self.client.chat(id).await?;
         let mut issues = Vec::new();
-        let change = mapping::map_detail(&chat, id.trim(), self.timezone, &mut issues);
+        let mut change = mapping::map_detail(&chat, id.trim(), self.timezone, &mut issues);
         self.report(&issues);
+        chat_core::links::absolutize(std::slice::from_mut(&mut change), &self.base_url);
         let items = u64::try_from(mapping::message_items(&chat)).unwrap_or(u64::MAX);
         Ok((change, items))
     }

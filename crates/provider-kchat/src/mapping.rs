@@ -133,13 +133,15 @@ fn session(
     let assigned_at = time("assigned_at");
     let end_at = time("end_at");
 
+    // The newest named message by time (then id), so the detail's message
+    // order does not decide the name.
     let last_name = |role: Role, external_id: Option<&str>| {
         messages
             .iter()
-            .rev()
-            .filter(|m| m.sender.role == role)
+            .filter(|m| m.sender.role == role && m.sender.name.is_some())
             .filter(|m| external_id.is_none() || m.sender.external_id.as_deref() == external_id)
-            .find_map(|m| m.sender.name.clone())
+            .max_by(|a, b| (a.sent_at, &a.external_id).cmp(&(b.sent_at, &b.external_id)))
+            .and_then(|m| m.sender.name.clone())
     };
     let customer = Participant {
         external_id: text(chat, "visitor_id"),
@@ -379,5 +381,72 @@ fn integer(v: &Value, key: &str) -> Option<i64> {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// A closed chat whose visitor and agent write under changing names.
+    fn chat(order: &[usize]) -> Value {
+        let messages: Vec<Value> = (0..8)
+            .map(|i| {
+                let agent = i % 2 == 1;
+                json!({
+                    "id": 2600 + i,
+                    "chat_id": 290,
+                    "type": "chat.msg",
+                    "name": if agent { format!("小王{i}") } else { format!("访客{i}") },
+                    "msg": format!("第{i}条"),
+                    "user_id": if agent { json!(2192) } else { json!(null) },
+                    "is_read": 1,
+                    "created_at": format!("2015-04-25 08:04:{:02}", 10 + i),
+                    "upload": null,
+                })
+            })
+            .collect();
+        json!({
+            "id": 290, "type": "chat", "started_by": "visitor", "status": "close",
+            "agent_id": 2192, "visitor_id": 547,
+            "created_at": "2015-04-25 08:04:12", "assigned_at": "2015-04-25 08:04:41",
+            "end_at": "2015-04-30 09:55:01",
+            "messages": order.iter().map(|i| messages[*i].clone()).collect::<Vec<_>>(),
+        })
+    }
+
+    fn mapped(order: &[usize]) -> (ProviderSession, Vec<ProviderMessage>) {
+        let tz = chat_core::time::parse_zone("Asia/Shanghai").unwrap();
+        let mut issues = Vec::new();
+        let change = map_detail(&chat(order), "290", tz, &mut issues);
+        assert!(issues.is_empty(), "{issues:?}");
+        let mut messages = change.messages;
+        messages.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        let mut session = change.session;
+        session.raw = None;
+        (session, messages)
+    }
+
+    #[test]
+    fn the_newest_message_names_the_visitor_and_the_agent() {
+        let (session, _) = mapped(&[0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(session.customer.unwrap().name.as_deref(), Some("访客6"));
+        assert_eq!(session.agent.unwrap().name.as_deref(), Some("小王7"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// A detail whose messages come in any order, repeated or not, maps
+        /// to the same session and the same messages.
+        #[test]
+        fn message_order_changes_nothing(
+            order in Just((0..8).collect::<Vec<usize>>()).prop_shuffle(),
+        ) {
+            prop_assert_eq!(mapped(&order), mapped(&[0, 1, 2, 3, 4, 5, 6, 7]));
+        }
     }
 }

@@ -188,6 +188,19 @@ impl SimControl {
         Ok(())
     }
 
+    /// Stores a file under `object_key`, as uploadFileStream would: served
+    /// by `downloadFileStream` (base64) and under `/_sim/files/{object_key}`.
+    pub fn ccm_put_file(
+        &self,
+        object_key: &str,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), SimError> {
+        self.shared.ccm()?;
+        self.shared.put_file(object_key, mime, bytes);
+        Ok(())
+    }
+
     /// ccmessaging call counts.
     pub fn ccm_received(&self) -> Result<CcmReceived, SimError> {
         Ok(self.shared.ccm()?.received())

@@ -643,13 +643,22 @@ impl Conversation {
                 content,
                 ..
             } => {
+                let source_type = ccm_source_type.clone().unwrap_or_else(|| source.into());
+                // An item the provider files as the customer's carries the
+                // customer's nickname and avatar, whoever the script says
+                // produced it (ccmessaging.md: the customer's name comes
+                // from their own items).
+                let sender = match source_type.to_ascii_uppercase().as_str() {
+                    "USER" | "CUSTOMER" => Party::Customer,
+                    _ => from,
+                };
                 let item = CcmItem {
                     user_id: self.ccm_user(),
                     control_type: Some(ccm_control_type.clone().unwrap_or_else(|| "CHAT".into())),
                     media_type: ccm_media_type.clone(),
-                    source_type: Some(ccm_source_type.clone().unwrap_or_else(|| source.into())),
+                    source_type: Some(source_type),
                     content: content.clone(),
-                    ..self.ccm_item(from, at)
+                    ..self.ccm_item(sender, at)
                 };
                 ccm.add_items(vec![item])?;
                 return Ok(());

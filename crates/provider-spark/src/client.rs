@@ -117,6 +117,8 @@ pub(crate) fn int_field(obj: &Value, key: &str) -> Field<i64> {
 pub(crate) struct SparkClient {
     http: reqwest::Client,
     base_url: String,
+    /// The parsed root, against which relative links in answers resolve.
+    base: url::Url,
     poll_http_timeout: Duration,
 }
 
@@ -181,8 +183,14 @@ impl SparkClient {
         Ok(SparkClient {
             http,
             base_url: config.base_url.trim_end_matches('/').to_string(),
+            base: url,
             poll_http_timeout: config.poll_timeout.saturating_add(config.poll_margin),
         })
+    }
+
+    /// The account's API root, against which relative links resolve.
+    pub(crate) fn base(&self) -> &url::Url {
+        &self.base
     }
 
     /// `POST /message/query`, held up to the poll timeout plus its margin.
@@ -285,13 +293,10 @@ impl SparkClient {
 
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
+    chat_core::wire::retry_after(
+        headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()),
+        chrono::Utc::now(),
+    )
 }
 
 /// The start of a body, for error messages; `None` when empty.

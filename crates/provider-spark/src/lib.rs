@@ -33,6 +33,7 @@ mod config;
 mod error;
 mod mapping;
 mod reading;
+pub mod settings;
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -46,6 +47,7 @@ use chat_core::{
 };
 
 pub use config::{ConfigError, SparkConfig};
+pub use settings::SparkSettings;
 
 use client::{QueryRequest, SparkClient};
 use error::provider_error;
@@ -135,7 +137,9 @@ impl Provider for SparkProvider {
         };
 
         let answer = self.client.query(&request).await.map_err(provider_error)?;
-        let mapped = mapping::map_query(&answer, self.timezone, asked).map_err(provider_error)?;
+        let mut mapped =
+            mapping::map_query(&answer, self.timezone, asked).map_err(provider_error)?;
+        chat_core::links::absolutize(&mut mapped.batch.changes, self.client.base());
 
         let mut skipped = self.skipped();
         if asked.is_none() {

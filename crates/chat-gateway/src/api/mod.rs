@@ -13,6 +13,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod media;
 pub mod messages;
 pub mod ratelimit;
 pub mod sends;
@@ -92,6 +93,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(accounts::router())
         .merge(sessions::router())
         .merge(messages::router())
+        .merge(media::router())
         .merge(sends::router())
         .merge(session_actions::router())
         .merge(events::router())

@@ -16,7 +16,7 @@ use super::extract::{
 };
 use super::messages::{message_filter, MessageParams};
 use super::AppState;
-use crate::config::PROVIDERS;
+use crate::providers::provider_names;
 use crate::store::{Order, PageRequest, SessionFilter, StoreError};
 
 /// Routes of this resource.
@@ -50,10 +50,9 @@ pub struct ListParams {
 /// Checks a `provider` filter names a provider this build knows.
 pub fn parse_provider(raw: Option<String>) -> Result<Option<String>, ApiError> {
     match raw {
-        Some(p) if !PROVIDERS.contains(&p.as_str()) => Err(ApiError::invalid_request(format!(
-            "`provider` must be one of {}.",
-            PROVIDERS.join(", ")
-        ))),
+        Some(p) if !provider_names().contains(&p.as_str()) => Err(ApiError::invalid_request(
+            format!("`provider` must be one of {}.", provider_names().join(", ")),
+        )),
         other => Ok(other),
     }
 }

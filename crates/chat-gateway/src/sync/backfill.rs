@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use super::poll::{call, customer_history, fetch_details, PollError};
 use super::status::Reporter;
 use super::SyncContext;
-use crate::config::ProviderSettings;
 use crate::providers::Account;
 use crate::store::Backfill;
 
@@ -20,12 +19,7 @@ pub fn support(account: &Account) -> Option<BackfillKind> {
     let caps = account.provider.capabilities();
     if caps.has(Capability::ListSessions) {
         Some(BackfillKind::Sessions)
-    } else if caps.has(Capability::History)
-        && matches!(
-            account.config.settings,
-            ProviderSettings::Ccmessaging { .. }
-        )
-    {
+    } else if caps.has(Capability::History) && account.provider.history_per_customer() {
         Some(BackfillKind::Customers)
     } else {
         None
@@ -116,10 +110,7 @@ async fn walk(
             let customers = match customers {
                 Some(c) if !c.is_empty() => c,
                 _ => {
-                    let mut all = match &account.config.settings {
-                        ProviderSettings::Ccmessaging { customers, .. } => customers.clone(),
-                        _ => Vec::new(),
-                    };
+                    let mut all = account.provider.sync_customers();
                     for c in ctx
                         .store
                         .sync_state(&account.reference())

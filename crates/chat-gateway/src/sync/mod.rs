@@ -23,7 +23,6 @@ use std::time::Duration;
 use chat_core::{Capability, ProviderError};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ProviderSettings;
 use crate::metrics::Metrics;
 use crate::providers::{Account, Accounts};
 use crate::store::{Store, StoreError};
@@ -127,10 +126,10 @@ async fn renew_lease(ctx: SyncContext, account: Account, held: CancellationToken
 
 async fn run_worker(ctx: &SyncContext, account: &Account, held: &CancellationToken) {
     let caps = account.provider.capabilities();
-    let customers = match &account.config.settings {
-        ProviderSettings::Ccmessaging { customers, .. } => Some(customers.clone()),
-        _ => None,
-    };
+    let customers = account
+        .provider
+        .history_per_customer()
+        .then(|| account.provider.sync_customers());
     if caps.has(Capability::Live) {
         live::run(ctx, account, held).await;
     } else if caps.has(Capability::ListSessions) {

@@ -377,6 +377,7 @@ fn openapi_documents_every_served_route() {
         "/v1/sessions/{id}/messages",
         "/v1/messages",
         "/v1/messages/{id}",
+        "/v1/messages/{id}/media",
         "/v1/webhooks",
         "/v1/webhooks/{id}",
         "/v1/webhooks/{id}/deliveries",

@@ -16,6 +16,7 @@ mod faults_db_outage;
 mod http_conventions;
 mod http_hygiene;
 mod malformed_input;
+mod media;
 mod operator_output;
 mod send_attempts;
 mod shutdown;

@@ -4,3 +4,4 @@
 mod http;
 mod mapping;
 mod support;
+mod tokens;

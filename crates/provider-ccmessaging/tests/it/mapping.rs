@@ -20,7 +20,7 @@ async fn seed_sample_maps_to_the_core_model() {
     let message = &page.changes[0].messages[0];
     assert_eq!(message.raw, items[0], "raw is the item unchanged");
     assert_eq!(message.text.as_deref(), Some("32131"));
-    insta::assert_json_snapshot!("seed_history", page.changes);
+    insta::assert_json_snapshot!("seed_history", portless(&server, &page.changes));
 }
 
 #[tokio::test]
@@ -56,7 +56,7 @@ async fn every_source_type() {
     assert_eq!(page.changes.len(), 1, "one callId, one change");
     insta::assert_json_snapshot!(
         "source_types",
-        table(&inputs, &page, &["sourceType", "userId"])
+        portless(&server, &table(&inputs, &page, &["sourceType", "userId"]))
     );
 }
 
@@ -99,7 +99,10 @@ async fn every_control_type() {
 
     let page = fetch(&provider(&server)).await.unwrap();
 
-    insta::assert_json_snapshot!("control_types", without_raw(&page.changes));
+    insta::assert_json_snapshot!(
+        "control_types",
+        portless(&server, &without_raw(&page.changes))
+    );
 }
 
 #[tokio::test]
@@ -153,7 +156,7 @@ async fn every_media_type() {
 
     insta::assert_json_snapshot!(
         "media_types",
-        table(&inputs, &page, &["mediaType", "content"])
+        portless(&server, &table(&inputs, &page, &["mediaType", "content"]))
     );
 }
 
@@ -195,7 +198,10 @@ async fn session_ids_fall_back_from_call_id_to_chat_id_to_the_users_day() {
         ["call-1", "chat-2", "chat-3", &day1, &day2, "call-1"],
         "provider order across changes; consecutive items of one session together"
     );
-    insta::assert_json_snapshot!("session_ids", without_raw(&page.changes));
+    insta::assert_json_snapshot!(
+        "session_ids",
+        portless(&server, &without_raw(&page.changes))
+    );
 }
 
 #[tokio::test]

@@ -222,3 +222,10 @@ pub fn table(inputs: &[Value], page: &HistoryPage, keys: &[&str]) -> Value {
         .collect();
     Value::Array(rows)
 }
+
+/// `value` as JSON with the mock server's address (a new port each run)
+/// written as `http://provider`, so resolved links snapshot stably.
+pub fn portless<T: serde::Serialize>(server: &MockServer, value: &T) -> Value {
+    let text = serde_json::to_string(value).unwrap();
+    serde_json::from_str(&text.replace(&server.uri(), "http://provider")).unwrap()
+}
