@@ -45,7 +45,10 @@ impl Scope {
             } else {
                 Scope::Read
             }
-        } else if path.starts_with("/v1/accounts") || path.starts_with("/v1/webhooks") {
+        } else if path.starts_with("/v1/accounts")
+            || path.starts_with("/v1/webhooks")
+            || path.starts_with("/v1/customers")
+        {
             Scope::Admin
         } else {
             Scope::Write

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod body;
+pub mod customers;
 pub mod docs;
 pub mod error;
 pub mod events;
@@ -15,6 +16,7 @@ pub mod ratelimit;
 pub mod sends;
 pub mod session_actions;
 pub mod sessions;
+pub mod stats;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -93,6 +95,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(session_actions::router())
         .merge(events::router())
         .merge(webhooks::router())
+        .merge(customers::router())
+        .merge(stats::router())
         .route_layer(from_fn_with_state(state.clone(), auth::require_key));
     let mut public = Router::new().merge(health::router()).merge(docs::router());
     if state.config.server.metrics_listen.is_none() {

@@ -86,11 +86,13 @@ pub fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// Sends `body` to `url`, signed with `key` under `msg_id`.
+/// Sends `body` to `url` under `msg_id`, signed with each of `keys`
+/// (newest first, space-separated, as Standard Webhooks lists several
+/// signatures during a secret rotation).
 pub async fn attempt(
     client: &reqwest::Client,
     url: &Url,
-    key: &[u8],
+    keys: &[Vec<u8>],
     msg_id: &str,
     body: &[u8],
     allow_private: bool,
@@ -103,7 +105,11 @@ pub async fn attempt(
         return AttemptResult::failed(kind, e.to_string());
     }
     let timestamp = chrono::Utc::now().timestamp();
-    let signature = sign(key, msg_id, timestamp, body);
+    let signature = keys
+        .iter()
+        .map(|key| sign(key, msg_id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ");
     let sent = client
         .post(url.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
