@@ -97,7 +97,7 @@ pub trait CustomerStore: Send + Sync {
 /// with the name and avatar of their newest session that has one.
 const CUSTOMERS_SQL: &str = "WITH g AS (\
      SELECT account, customer_external_id AS external_id, MIN(provider) AS provider, \
-     COUNT(*) AS session_count, SUM(message_count) AS message_count, \
+     COUNT(*) AS session_count, CAST(SUM(message_count) AS BIGINT) AS message_count, \
      MIN(created_at) AS first_seen_at, \
      MAX(COALESCE(last_message_at, created_at)) AS last_seen_at \
      FROM sessions WHERE customer_external_id IS NOT NULL {WHERE} \

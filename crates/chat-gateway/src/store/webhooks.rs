@@ -785,6 +785,15 @@ impl WebhookStore for SqlStore {
             // Deleted while the attempt was in flight: nothing to record.
             return Ok(());
         }
+        let queued = sqlx::query("SELECT 1 FROM webhook_outbox WHERE pk = $1")
+            .bind(item.pk)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if queued.is_none() {
+            // Its customer was erased while the attempt was in flight: no
+            // record may mention the event any more.
+            return Ok(());
+        }
         let (status, next) = match record.outcome {
             AttemptOutcome::Succeeded => ("succeeded", None),
             AttemptOutcome::Retry { next_attempt_at } => ("failed", Some(next_attempt_at)),

@@ -153,7 +153,7 @@ async fn receive(
     state.hits.lock().unwrap().push(Hit {
         msg_id,
         seq: event["seq"].as_str().unwrap().parse().unwrap(),
-        session_id: event["session_id"].as_str().unwrap().to_string(),
+        session_id: event["session_id"].as_str().unwrap_or_default().to_string(),
         account,
         event_type: event["type"].as_str().unwrap().to_string(),
         at: Instant::now(),
