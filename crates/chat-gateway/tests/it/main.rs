@@ -11,6 +11,7 @@ mod api_read;
 mod customers;
 mod events_feed;
 mod malformed_input;
+mod stats;
 mod store_suite;
 mod sync_live;
 mod sync_poll;
