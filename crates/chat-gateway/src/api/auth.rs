@@ -232,6 +232,12 @@ mod tests {
         );
         assert_eq!(Scope::required(&Method::GET, "/v1/webhooks"), Scope::Admin);
         assert_eq!(
+            Scope::required(&Method::DELETE, "/v1/customers/a/C1"),
+            Scope::Admin
+        );
+        assert_eq!(Scope::required(&Method::GET, "/v1/customers"), Scope::Read);
+        assert_eq!(Scope::required(&Method::GET, "/v1/stats"), Scope::Read);
+        assert_eq!(
             Scope::required(&Method::DELETE, "/v1/webhooks/w"),
             Scope::Admin
         );

@@ -321,3 +321,78 @@ on_both_backends!(
     berlin_dst_hours_and_days,
     bad_stats_queries_are_400,
 );
+
+/// Times the stats query on a PostgreSQL database holding 1,000,000
+/// messages in 50,000 sessions over 14 days (the size of the benchmark's
+/// `read` scenario); run by hand with
+/// `cargo test -p chat-gateway --test it stats_timing -- --ignored --nocapture`.
+///
+/// Measured on the 2-core development machine while other builds ran
+/// (best of 3): 7 days by day 342 ms (by agent 486 ms), 7 days by hour
+/// 594 ms, 14 days by day 777 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "builds a 1M-message database; a measurement, not a check"]
+async fn stats_timing_on_a_million_messages() {
+    use chat_gateway::store::stats::{GroupBy, Interval, StatsQuery};
+    use chat_gateway::store::StatsStore;
+    let tdb = crate::support::TestDb::new(Db::Postgres).await;
+    let store = tdb.store().await;
+    let now = Utc::now().timestamp_micros();
+    let span = 14 * 86_400_000_000i64;
+    let base = now - span;
+    let step = span / 50_000;
+    let started = std::time::Instant::now();
+    for sql in [
+        format!(
+            "INSERT INTO sessions (id, account, provider, external_id, status, channel, \
+             customer_external_id, agent_external_id, created_at, closed_at, \
+             assignment_started_at, first_response_at, last_message_at, updated_at, message_count) \
+             SELECT 'ses_' || g, 'acc' || (g % 3), 'spark', 'S' || g, \
+             CASE WHEN g % 4 = 0 THEN 'open' ELSE 'closed' END, 'web', 'C' || (g % 20000), \
+             'A' || (g % 50), {base} + g * {step}, \
+             CASE WHEN g % 4 = 0 THEN NULL ELSE {base} + g * {step} + (g % 7200) * 1000000 END, \
+             {base} + g * {step}, {base} + g * {step} + (g % 600) * 1000000, \
+             {base} + g * {step} + 190000000, {base} + g * {step}, 20 \
+             FROM generate_series(1::bigint, 50000) g"
+        ),
+        format!(
+            "INSERT INTO messages (id, session_id, account, provider, external_id, \
+             customer_external_id, direction, sender_role, sender_external_id, kind, text, \
+             search_text, sent_at) \
+             SELECT 'msg_' || g, 'ses_' || (g / 20 + 1), 'acc' || ((g / 20 + 1) % 3), 'spark', \
+             'm' || g, 'C' || ((g / 20 + 1) % 20000), \
+             CASE WHEN g % 2 = 0 THEN 'inbound' ELSE 'outbound' END, \
+             CASE WHEN g % 2 = 0 THEN 'customer' ELSE 'agent' END, NULL, 'text', 'hello', \
+             'hello', {base} + (g / 20 + 1) * {step} + (g % 20) * 10000000 \
+             FROM generate_series(0::bigint, 999999) g"
+        ),
+        "ANALYZE".to_string(),
+    ] {
+        sqlx::query(&sql).execute(store.pool()).await.unwrap();
+    }
+    eprintln!("seeded 1M messages in {:?}", started.elapsed());
+    for (interval, group_by, days) in [
+        (Interval::Day, GroupBy::Account, 7),
+        (Interval::Day, GroupBy::Agent, 7),
+        (Interval::Hour, GroupBy::Account, 7),
+        (Interval::Day, GroupBy::Account, 14),
+    ] {
+        let q = StatsQuery {
+            from: Utc::now() - chrono::Duration::days(days),
+            to: Utc::now(),
+            interval,
+            tz: "Asia/Shanghai".parse().unwrap(),
+            account: None,
+            scope: Default::default(),
+            group_by,
+        };
+        let mut best = std::time::Duration::MAX;
+        let mut rows = 0;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            rows = store.stats(&q).await.unwrap().len();
+            best = best.min(t.elapsed());
+        }
+        eprintln!("stats {days} days by {interval:?}, group {group_by:?}: {rows} rows, best of 3 {best:?}");
+    }
+}
