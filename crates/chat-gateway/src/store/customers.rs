@@ -259,6 +259,21 @@ impl CustomerStore for SqlStore {
         let now = Utc::now();
         let _guard = self.write_guard().await;
         let mut tx = self.pool.begin().await?;
+        // Row locks in a fixed order, sessions then webhooks then the rest,
+        // as ingest (sessions first) and attempt records (webhook first)
+        // take them, so a concurrent sync or delivery waits instead of
+        // deadlocking.
+        sqlx::query(
+            "UPDATE sessions SET updated_at = updated_at \
+             WHERE account = $1 AND customer_external_id = $2",
+        )
+        .bind(&account.name)
+        .bind(external_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE webhooks SET lease_until = lease_until")
+            .execute(&mut *tx)
+            .await?;
         let sessions: Vec<String> =
             sqlx::query("SELECT id FROM sessions WHERE account = $1 AND customer_external_id = $2")
                 .bind(&account.name)
@@ -288,7 +303,14 @@ impl CustomerStore for SqlStore {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get::<i64, _>(0)?;
-            // Webhook attempts name events by seq: delete them first.
+            // The webhook outbox first: deleting its rows waits for an
+            // attempt being recorded on them, so the attempts deleted next
+            // include it (see `record_webhook_attempt`).
+            in_list("DELETE FROM webhook_outbox WHERE session_id IN", "", &ids)
+                .query()
+                .execute(&mut *tx)
+                .await?;
+            // Webhook attempts name events by seq: before the events go.
             in_list(
                 "DELETE FROM webhook_deliveries WHERE event_seq IN \
                  (SELECT seq FROM events WHERE session_id IN",
@@ -299,7 +321,6 @@ impl CustomerStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             for (table, column) in [
-                ("webhook_outbox", "session_id"),
                 ("events", "session_id"),
                 ("outbox", "session_id"),
                 ("messages", "session_id"),

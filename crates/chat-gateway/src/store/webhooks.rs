@@ -777,19 +777,25 @@ impl WebhookStore for SqlStore {
     ) -> StoreResult<()> {
         let _guard = self.write_guard().await;
         let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM webhooks WHERE id = $1")
+        // Locks the webhook row first (a no-op update): an erasure locks
+        // every webhook row before touching outboxes, so the two take their
+        // locks in one order and never deadlock.
+        let exists = sqlx::query("UPDATE webhooks SET lease_until = lease_until WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        if exists.is_none() {
+        if exists.rows_affected() == 0 {
             // Deleted while the attempt was in flight: nothing to record.
             return Ok(());
         }
-        let queued = sqlx::query("SELECT 1 FROM webhook_outbox WHERE pk = $1")
+        // Locks the outbox row (a no-op update, as SQLite has no FOR
+        // UPDATE): an erasure deletes it first, so either it waits for this
+        // record and then deletes it, or this finds the row gone.
+        let queued = sqlx::query("UPDATE webhook_outbox SET attempts = attempts WHERE pk = $1")
             .bind(item.pk)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        if queued.is_none() {
+        if queued.rows_affected() == 0 {
             // Its customer was erased while the attempt was in flight: no
             // record may mention the event any more.
             return Ok(());

@@ -147,6 +147,11 @@ async fn work(ctx: &WebhookContext, webhook: &WebhookTarget, stop: &Cancellation
             }
         };
         if !due.is_empty() {
+            if changes.has_changed().unwrap_or(false) {
+                // Changed since this target was read (a new secret or URL
+                // must sign or carry this delivery): read it again first.
+                continue;
+            }
             let Some(keys) = signing_keys(&webhook) else {
                 return true;
             };
