@@ -28,11 +28,15 @@ pub enum EventType {
     /// A gateway-sent message's delivery status changed.
     #[serde(rename = "message.updated")]
     MessageUpdated,
+    /// A customer's data was erased on request; `data` names whom
+    /// (`account`, `external_id`) so downstream systems erase them too.
+    #[serde(rename = "customer.erased")]
+    CustomerErased,
 }
 
 impl EventType {
     /// Every type, for validating `?types=` and webhook filters.
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         EventType::SessionOpened,
         EventType::SessionUpdated,
         EventType::SessionClosed,
@@ -40,6 +44,7 @@ impl EventType {
         EventType::SessionTransferred,
         EventType::MessageCreated,
         EventType::MessageUpdated,
+        EventType::CustomerErased,
     ];
 
     /// The wire name (`message.created`…).
@@ -52,6 +57,7 @@ impl EventType {
             EventType::SessionTransferred => "session.transferred",
             EventType::MessageCreated => "message.created",
             EventType::MessageUpdated => "message.updated",
+            EventType::CustomerErased => "customer.erased",
         }
     }
 
@@ -81,7 +87,9 @@ pub struct Event {
     pub account: String,
     /// Provider of the account.
     pub provider: String,
-    /// Session concerned.
+    /// Session concerned; empty for events about no session
+    /// (`customer.erased`), written as `null` on the wire.
+    #[serde(with = "empty_as_null")]
     pub session_id: String,
     /// Message concerned, for message events.
     pub message_id: Option<String>,
@@ -121,6 +129,23 @@ pub fn changes_between(before: &Value, after: &Value) -> serde_json::Map<String,
         }
     }
     out
+}
+
+/// An empty string on the wire as `null`, and back.
+mod empty_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &str, s: S) -> Result<S::Ok, S::Error> {
+        if value.is_empty() {
+            s.serialize_none()
+        } else {
+            s.serialize_str(value)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,10 @@ struct Buffer {
     head: i64,
     events: VecDeque<(i64, Event)>,
     ready: bool,
+    /// Sessions erased with their customer: their events are dropped from
+    /// memory and never buffered again (a read racing the erasure may
+    /// still return them from the database).
+    erased: std::collections::HashSet<String>,
 }
 
 /// Recent events in memory plus a signal that moves when `head` does.
@@ -106,9 +110,21 @@ impl EventHub {
         }
     }
 
+    /// Drops every buffered event of these sessions (their customer was
+    /// erased), and keeps them out of the buffer from now on.
+    pub fn forget_sessions(&self, session_ids: &[String]) {
+        let mut b = self.buffer.write().unwrap_or_else(|p| p.into_inner());
+        b.erased.extend(session_ids.iter().cloned());
+        let Buffer { events, erased, .. } = &mut *b;
+        events.retain(|(_, e)| !erased.contains(&e.session_id));
+    }
+
     fn append(&self, events: Vec<Event>, head: i64) {
         let mut b = self.buffer.write().unwrap_or_else(|p| p.into_inner());
         for e in events {
+            if b.erased.contains(&e.session_id) {
+                continue;
+            }
             if let Ok(seq) = e.seq.parse::<i64>() {
                 b.events.push_back((seq, e));
             }
@@ -227,6 +243,7 @@ mod tests {
                 head: floor,
                 events: VecDeque::new(),
                 ready: true,
+                erased: Default::default(),
             }),
             head: watch::channel(floor).0,
         }
@@ -239,6 +256,22 @@ mod tests {
             account: None,
             scope: AccountScope::All,
         }
+    }
+
+    #[test]
+    fn erased_sessions_leave_the_buffer_and_stay_out() {
+        let h = hub(0);
+        let mut other = ev(2, "a");
+        other.session_id = "keep".into();
+        h.append(vec![ev(1, "a"), other], 2);
+        h.forget_sessions(&["s".to_string()]);
+        h.append(vec![ev(3, "a")], 3);
+        let (got, next) = h.read(0, &all(100)).unwrap();
+        assert_eq!(
+            got.iter().map(|e| e.seq.as_str()).collect::<Vec<_>>(),
+            ["2"]
+        );
+        assert_eq!(next, 3);
     }
 
     #[test]

@@ -45,7 +45,10 @@ impl Scope {
             } else {
                 Scope::Read
             }
-        } else if path.starts_with("/v1/accounts") || path.starts_with("/v1/webhooks") {
+        } else if path.starts_with("/v1/accounts")
+            || path.starts_with("/v1/webhooks")
+            || path.starts_with("/v1/customers")
+        {
             Scope::Admin
         } else {
             Scope::Write
@@ -268,6 +271,12 @@ mod tests {
             Scope::Admin
         );
         assert_eq!(Scope::required(&Method::GET, "/v1/webhooks"), Scope::Admin);
+        assert_eq!(
+            Scope::required(&Method::DELETE, "/v1/customers/a/C1"),
+            Scope::Admin
+        );
+        assert_eq!(Scope::required(&Method::GET, "/v1/customers"), Scope::Read);
+        assert_eq!(Scope::required(&Method::GET, "/v1/stats"), Scope::Read);
         assert_eq!(
             Scope::required(&Method::DELETE, "/v1/webhooks/w"),
             Scope::Admin

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod budget;
 pub mod conventions;
+pub mod customers;
 pub mod docs;
 pub mod error;
 pub mod events;
@@ -19,6 +20,7 @@ pub mod ratelimit;
 pub mod sends;
 pub mod session_actions;
 pub mod sessions;
+pub mod stats;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -98,6 +100,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(session_actions::router())
         .merge(events::router())
         .merge(webhooks::router())
+        .merge(customers::router())
+        .merge(stats::router())
         .route_layer(from_fn_with_state(state.clone(), auth::require_key));
     let mut public = Router::new()
         .merge(health::router())

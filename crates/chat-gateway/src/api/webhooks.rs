@@ -1,8 +1,10 @@
-//! `/v1/webhooks`: register, list, read and remove webhook endpoints, and
-//! list their delivery attempts. Admin scope (see [`super::auth::Scope`]).
+//! `/v1/webhooks`: register, list, read, change and remove webhook
+//! endpoints; rotate their secrets; list their delivery attempts and send
+//! events again (recover, retry). Admin scope (see [`super::auth::Scope`]).
 //!
-//! The signing secret is generated here, answered once in the 201 and never
-//! again (reads leave it out; logs never see it). `DELETE` answers 204.
+//! The signing secret is generated here, answered once in the 201 (or the
+//! rotation's 200) and never again (reads leave it out; logs never see it).
+//! `DELETE` answers 204.
 //! A key limited to some accounts registers webhooks for those accounts
 //! only (by name: `*` would carry other accounts' events) and sees only such
 //! webhooks; the others are 404 to it.
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chat_core::time::to_rfc3339;
 use chat_core::EventType;
@@ -23,7 +25,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{parse_limit, ApiJson, ApiQuery};
 use super::AppState;
-use crate::store::webhooks::{NewWebhook, Webhook, WebhookDelivery, ALL};
+use crate::store::webhooks::{NewWebhook, Webhook, WebhookDelivery, WebhookPatch, ALL};
 use crate::store::{AccountScope, Order, PageRequest, StoreError};
 use crate::webhooks::signature::WebhookSecret;
 use crate::webhooks::target;
@@ -32,8 +34,68 @@ use crate::webhooks::target;
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/webhooks", get(list).post(create))
-        .route("/v1/webhooks/{id}", get(show).delete(remove))
+        .route("/v1/webhooks/{id}", get(show).delete(remove).patch(update))
         .route("/v1/webhooks/{id}/deliveries", get(deliveries))
+        .route("/v1/webhooks/{id}/rotate-secret", post(rotate_secret))
+        .route("/v1/webhooks/{id}/recover", post(recover))
+        .route(
+            "/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+            post(retry_delivery),
+        )
+}
+
+/// Longest overlap a rotation may ask for (7 days).
+pub const MAX_OVERLAP_SECS: u64 = 604_800;
+/// Overlap when the rotation names none (1 day).
+pub const DEFAULT_OVERLAP_SECS: u64 = 86_400;
+
+/// Reads a field that may be absent but never `null`: absent is `None`,
+/// `null` is `Some(None)` (then refused), a value `Some(Some(v))`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH /v1/webhooks/{id}` body: any of the fields, none of them `null`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    #[serde(default, deserialize_with = "present")]
+    url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    events: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    accounts: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    enabled: Option<Option<bool>>,
+}
+
+/// `POST /v1/webhooks/{id}/rotate-secret` body (optional as a whole).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    overlap_secs: Option<u64>,
+}
+
+/// `POST /v1/webhooks/{id}/recover` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recover {
+    since: String,
+}
+
+/// Refuses an explicit `null`, which would otherwise mean "leave as is".
+fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, ApiError> {
+    match value {
+        Some(None) => Err(ApiError::invalid_request(format!(
+            "`{field}` may not be null: leave it out to keep it as it is."
+        ))),
+        Some(Some(v)) => Ok(Some(v)),
+        None => Ok(None),
+    }
 }
 
 /// `POST /v1/webhooks` body. `events` and `accounts` default to `["*"]`.
@@ -69,9 +131,10 @@ fn webhook_json(w: &Webhook) -> Value {
         "url": w.url,
         "events": w.events,
         "accounts": w.accounts,
-        "created_at": to_rfc3339(w.created_at),
-        "disabled_at": w.disabled_at.map(to_rfc3339),
+        "enabled": w.enabled(),
         "disabled_reason": w.disabled_reason,
+        "created_at": to_rfc3339(w.created_at),
+        "updated_at": to_rfc3339(w.updated_at),
     })
 }
 
@@ -121,6 +184,19 @@ fn parse_events(raw: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
     Ok(normalise(list))
 }
 
+/// Parses a target URL and checks where it points, at registration or on
+/// a change of `url`.
+async fn checked_url(state: &AppState, raw: &str) -> Result<String, ApiError> {
+    let url =
+        target::parse_url(raw.trim()).map_err(|e| ApiError::invalid_request(format!("{e}.")))?;
+    let allow_private = state.config.webhooks.allow_private_targets;
+    // A name that does not resolve yet is accepted: every delivery checks again.
+    target::check(&url, allow_private, false)
+        .await
+        .map_err(|e| ApiError::invalid_request(format!("{e}.")))?;
+    Ok(url.to_string())
+}
+
 fn parse_accounts(
     state: &AppState,
     scope: &AccountScope,
@@ -155,20 +231,14 @@ async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> Result<Response, ApiError> {
-    let url = target::parse_url(body.url.trim())
-        .map_err(|e| ApiError::invalid_request(format!("{e}.")))?;
     let events = parse_events(body.events)?;
     let accounts = parse_accounts(&state, &caller.scope, body.accounts)?;
-    let allow_private = state.config.webhooks.allow_private_targets;
-    // A name that does not resolve yet is accepted: every delivery checks again.
-    target::check(&url, allow_private, false)
-        .await
-        .map_err(|e| ApiError::invalid_request(format!("{e}.")))?;
+    let url = checked_url(&state, &body.url).await?;
     let secret = WebhookSecret::generate();
     let webhook = state
         .store
         .create_webhook(&NewWebhook {
-            url: url.to_string(),
+            url,
             events,
             accounts,
             secret: secret.clone(),
@@ -246,6 +316,126 @@ async fn deliveries(
     Ok(Json(
         json!({ "data": data, "next_cursor": page.next_cursor }),
     ))
+}
+
+async fn update(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateWebhook>,
+) -> Result<Json<Value>, ApiError> {
+    let url = not_null("url", body.url)?;
+    let events = not_null("events", body.events)?;
+    let accounts = not_null("accounts", body.accounts)?;
+    let enabled = not_null("enabled", body.enabled)?;
+    let events = events.map(|e| parse_events(Some(e))).transpose()?;
+    let accounts = accounts
+        .map(|a| parse_accounts(&state, &caller.scope, Some(a)))
+        .transpose()?;
+    visible(&state, &caller, &id).await?;
+    let url = match url {
+        Some(u) => Some(checked_url(&state, &u).await?),
+        None => None,
+    };
+    let patch = WebhookPatch {
+        url,
+        events,
+        accounts,
+        enabled,
+    };
+    let webhook = match state.store.update_webhook(&id, &patch).await {
+        Ok(w) => w,
+        Err(StoreError::NotFound) => return Err(ApiError::not_found("webhook")),
+        Err(e) => return Err(e.into()),
+    };
+    crate::webhooks::announce_change();
+    tracing::info!(webhook = %id, enabled = webhook.enabled(), "webhook changed");
+    Ok(Json(json!({ "data": webhook_json(&webhook) })))
+}
+
+/// Reads an optional JSON body: empty means every field's default.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))
+}
+
+async fn rotate_secret(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: RotateSecret = optional_body(&body)?;
+    let overlap = body.overlap_secs.unwrap_or(DEFAULT_OVERLAP_SECS);
+    if overlap > MAX_OVERLAP_SECS {
+        return Err(ApiError::invalid_request(format!(
+            "`overlap_secs` must be from 0 to {MAX_OVERLAP_SECS}."
+        )));
+    }
+    visible(&state, &caller, &id).await?;
+    let secret = WebhookSecret::generate();
+    let until = chrono::Utc::now().timestamp_micros() + (overlap as i64) * 1_000_000;
+    let webhook = match state.store.rotate_webhook_secret(&id, &secret, until).await {
+        Ok(w) => w,
+        Err(StoreError::NotFound) => return Err(ApiError::not_found("webhook")),
+        Err(e) => return Err(e.into()),
+    };
+    crate::webhooks::announce_change();
+    tracing::info!(webhook = %id, overlap_secs = overlap, "webhook secret rotated");
+    let mut data = webhook_json(&webhook);
+    if let Some(obj) = data.as_object_mut() {
+        obj.insert("secret".into(), Value::String(secret.expose().to_string()));
+    }
+    Ok(Json(json!({ "data": data })))
+}
+
+async fn recover(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Recover>,
+) -> Result<Response, ApiError> {
+    let since = super::extract::parse_time("since", Some(&body.since))?
+        .ok_or_else(|| ApiError::invalid_request("`since` is required."))?;
+    visible(&state, &caller, &id).await?;
+    let queued = match state
+        .store
+        .recover_webhook(&id, since.timestamp_micros())
+        .await
+    {
+        Ok(n) => n,
+        Err(StoreError::NotFound) => return Err(ApiError::not_found("webhook")),
+        Err(e) => return Err(e.into()),
+    };
+    crate::webhooks::announce_change();
+    tracing::info!(webhook = %id, queued, "webhook events queued again");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "data": { "queued": queued } })),
+    )
+        .into_response())
+}
+
+async fn retry_delivery(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((id, delivery_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    visible(&state, &caller, &id).await?;
+    let attempt = match state.store.retry_webhook_delivery(&id, &delivery_id).await {
+        Ok(a) => a,
+        Err(StoreError::NotFound) => return Err(ApiError::not_found("delivery")),
+        Err(e) => return Err(e.into()),
+    };
+    crate::webhooks::announce_change();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "data": delivery_json(&attempt) })),
+    )
+        .into_response())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 mod account_lock;
 mod actions;
+pub mod customers;
 mod echo;
 mod idempotency;
 mod ingest;
@@ -18,6 +19,7 @@ mod sends;
 mod session_actions;
 mod sql;
 pub mod sqlite;
+pub mod stats;
 mod types;
 pub mod webhooks;
 
@@ -25,7 +27,9 @@ use async_trait::async_trait;
 use chat_core::{Event, Message, Session, SessionChange};
 
 pub use actions::*;
+pub use customers::CustomerStore;
 pub use sql::{redact_url as sql_redact, SqlStore};
+pub use stats::StatsStore;
 pub use types::*;
 pub use webhooks::WebhookStore;
 
@@ -66,7 +70,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything the gateway keeps, behind one interface so the API, the sync
 /// workers and the tests never care which database is underneath.
 #[async_trait]
-pub trait Store: ActionStore + WebhookStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    ActionStore + WebhookStore + CustomerStore + StatsStore + Send + Sync + std::fmt::Debug
+{
     /// Which backend this is (`sqlite` or `postgres`), for logs and `/readyz`.
     fn backend(&self) -> Backend;
 

@@ -313,7 +313,10 @@ impl Store for SqlStore {
         checkpoint: Option<&str>,
         lease_owner: Option<&str>,
     ) -> StoreResult<IngestSummary> {
-        ingest::run(self, account, changes, checkpoint, lease_owner).await
+        // Erased customers: what the provider sent before the erasure is
+        // never imported again (see `store::customers`).
+        let changes = super::customers::drop_erased(self, &account.name, changes).await?;
+        ingest::run(self, account, &changes, checkpoint, lease_owner).await
     }
 
     async fn acquire_lease(

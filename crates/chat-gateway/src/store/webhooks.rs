@@ -19,7 +19,12 @@
 //! - [`WebhookStore::record_webhook_attempt`] writes the attempt to
 //!   `webhook_deliveries` and, in the same transaction, removes the row
 //!   (delivered or out of retries) and schedules the session's next one,
-//!   reschedules it, or disables the webhook.
+//!   reschedules it, or disables the webhook;
+//! - a disabled webhook keeps its outbox and cursor, so re-enabling it
+//!   ([`WebhookStore::update_webhook`]) resumes from the first event it has
+//!   not received; recover and retry put events back into the outbox under
+//!   their original `webhook-id` and re-schedule the session's oldest row,
+//!   so the per-session order holds through them too.
 
 use async_trait::async_trait;
 use chat_core::Event;
@@ -49,6 +54,25 @@ pub struct NewWebhook {
     pub secret: WebhookSecret,
 }
 
+/// `disabled_reason` after the endpoint answered 410 Gone.
+pub const DISABLED_GONE: &str = "gone";
+/// `disabled_reason` after an operator paused the webhook.
+pub const DISABLED_MANUAL: &str = "manual";
+
+/// Changes to a webhook, already validated by the API; `None` leaves a
+/// field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookPatch {
+    /// New target URL.
+    pub url: Option<String>,
+    /// New event filter.
+    pub events: Option<Vec<String>>,
+    /// New account filter.
+    pub accounts: Option<Vec<String>>,
+    /// Resume (`true`) or pause (`false`) delivery.
+    pub enabled: Option<bool>,
+}
+
 /// A webhook as shown to API callers (never with its secret).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
@@ -64,11 +88,18 @@ pub struct Webhook {
     pub created_at: DateTime<Utc>,
     /// When deliveries stopped for good (the endpoint answered 410 Gone).
     pub disabled_at: Option<DateTime<Utc>>,
-    /// Why deliveries stopped.
+    /// Why deliveries stopped: [`DISABLED_GONE`] or [`DISABLED_MANUAL`].
     pub disabled_reason: Option<String>,
+    /// When it last changed through the API (or was disabled by a 410).
+    pub updated_at: DateTime<Utc>,
 }
 
 impl Webhook {
+    /// Whether deliveries run.
+    pub fn enabled(&self) -> bool {
+        self.disabled_at.is_none()
+    }
+
     /// Whether a caller limited to `scope` may see this webhook: a key with
     /// an account allow-list sees only webhooks naming accounts it holds
     /// (never a `*` one, which would carry other accounts' events).
@@ -89,6 +120,23 @@ pub struct WebhookTarget {
     pub url: String,
     /// Signing secret.
     pub secret: WebhookSecret,
+    /// The secret before the last rotation, with the end of its overlap
+    /// (epoch micros): until then deliveries carry its signature as well.
+    pub previous: Option<(WebhookSecret, i64)>,
+}
+
+impl WebhookTarget {
+    /// The secrets that sign a delivery made at `now` (epoch micros), newest
+    /// first.
+    pub fn signing_secrets(&self, now: i64) -> Vec<&WebhookSecret> {
+        let mut out = vec![&self.secret];
+        if let Some((old, until)) = &self.previous {
+            if now < *until {
+                out.push(old);
+            }
+        }
+        out
+    }
 }
 
 /// One delivery attempt as listed by `GET /v1/webhooks/{id}/deliveries`.
@@ -125,6 +173,9 @@ pub struct OutboxItem {
     pub session_id: String,
     /// Attempts made so far.
     pub attempts: i64,
+    /// The id promised for this attempt by a retry asked for through the
+    /// API; a fresh id otherwise.
+    pub attempt_id: Option<String>,
     /// The event; `None` when retention removed it before it was delivered.
     pub event: Option<Event>,
 }
@@ -245,10 +296,36 @@ pub trait WebhookStore: Send + Sync {
 
     /// Deletes attempt records older than `older_than` (epoch micros).
     async fn prune_webhook_deliveries(&self, older_than: i64) -> StoreResult<u64>;
+
+    /// Applies `patch`: new URL or filters, a pause (`manual`) or a resume
+    /// from the first event not yet delivered.
+    async fn update_webhook(&self, id: &str, patch: &WebhookPatch) -> StoreResult<Webhook>;
+
+    /// Makes `secret` the signing secret; the current one keeps signing
+    /// until `overlap_until` (epoch micros; no overlap when not in the
+    /// future). Only the newest two secrets are ever kept.
+    async fn rotate_webhook_secret(
+        &self,
+        id: &str,
+        secret: &WebhookSecret,
+        overlap_until: i64,
+    ) -> StoreResult<Webhook>;
+
+    /// Queues again, due now, every event at or after `since` (epoch micros)
+    /// whose last attempt to the webhook failed; returns how many.
+    async fn recover_webhook(&self, id: &str, since: i64) -> StoreResult<u64>;
+
+    /// Queues the event of attempt `delivery_id` again, due now (behind
+    /// older events of its session), and returns the pending attempt.
+    async fn retry_webhook_delivery(
+        &self,
+        id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<WebhookDelivery>;
 }
 
 const WEBHOOK_COLUMNS: &str =
-    "pk, id, url, events, accounts, created_at, disabled_at, disabled_reason";
+    "pk, id, url, events, accounts, created_at, disabled_at, disabled_reason, updated_at";
 
 fn json_list(row: &AnyRow, column: &str) -> StoreResult<Vec<String>> {
     let text: String = row.try_get(column)?;
@@ -256,6 +333,8 @@ fn json_list(row: &AnyRow, column: &str) -> StoreResult<Vec<String>> {
 }
 
 fn webhook_from_row(row: &AnyRow) -> StoreResult<(i64, Webhook)> {
+    let created_at: i64 = row.try_get("created_at")?;
+    let updated_at: Option<i64> = row.try_get("updated_at")?;
     Ok((
         row.try_get("pk")?,
         Webhook {
@@ -269,6 +348,7 @@ fn webhook_from_row(row: &AnyRow) -> StoreResult<(i64, Webhook)> {
                 .map(from_micros)
                 .transpose()?,
             disabled_reason: row.try_get("disabled_reason")?,
+            updated_at: from_micros(updated_at.unwrap_or(created_at))?,
         },
     ))
 }
@@ -325,14 +405,15 @@ impl WebhookStore for SqlStore {
             created_at: Utc::now(),
             disabled_at: None,
             disabled_reason: None,
+            updated_at: Utc::now(),
         };
         let _guard = self.write_guard().await;
         // The newest committed seq: every event committed after it (seq grows
         // in commit order) is delivered, none before.
         sqlx::query(
-            "INSERT INTO webhooks (id, url, events, accounts, secret, cursor_seq, created_at) \
-             VALUES ($1, $2, $3, $4, $5, \
-             (SELECT COALESCE(MAX(seq), 0) FROM events), $6)",
+            "INSERT INTO webhooks (id, url, events, accounts, secret, cursor_seq, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, \
+             (SELECT COALESCE(MAX(seq), 0) FROM events), $6, $7)",
         )
         .bind(&webhook.id)
         .bind(&webhook.url)
@@ -340,6 +421,7 @@ impl WebhookStore for SqlStore {
         .bind(to_json(&webhook.accounts)?)
         .bind(new.secret.expose())
         .bind(to_micros(webhook.created_at))
+        .bind(to_micros(webhook.updated_at))
         .execute(&self.pool)
         .await?;
         Ok(webhook)
@@ -469,15 +551,23 @@ impl WebhookStore for SqlStore {
         if done.rows_affected() != 1 {
             return Ok(None);
         }
-        let row = sqlx::query("SELECT id, url, secret FROM webhooks WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, url, secret, previous_secret, previous_secret_until \
+             FROM webhooks WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| {
+            let previous: Option<String> = r.try_get("previous_secret")?;
+            let until: Option<i64> = r.try_get("previous_secret_until")?;
             Ok(WebhookTarget {
                 id: r.try_get("id")?,
                 url: r.try_get("url")?,
                 secret: WebhookSecret::from_stored(r.try_get("secret")?),
+                previous: previous
+                    .zip(until)
+                    .map(|(p, u)| (WebhookSecret::from_stored(p), u)),
             })
         })
         .transpose()
@@ -642,7 +732,8 @@ impl WebhookStore for SqlStore {
     ) -> StoreResult<Vec<OutboxItem>> {
         let rows = sqlx::query(
             "SELECT o.pk AS o_pk, o.msg_id AS o_msg_id, o.event_seq AS o_event_seq, \
-             o.session_id AS o_session_id, o.attempts AS o_attempts, e.seq, e.type, e.at, \
+             o.session_id AS o_session_id, o.attempts AS o_attempts, \
+             o.attempt_id AS o_attempt_id, e.seq, e.type, e.at, \
              e.account, e.provider, e.session_id, e.message_id, e.data, e.changes \
              FROM webhook_outbox o LEFT JOIN events e ON e.seq = o.event_seq \
              WHERE o.webhook_id = $1 AND o.next_attempt_at <= $2 \
@@ -662,6 +753,7 @@ impl WebhookStore for SqlStore {
                     event_seq: r.try_get("o_event_seq")?,
                     session_id: r.try_get("o_session_id")?,
                     attempts: r.try_get("o_attempts")?,
+                    attempt_id: r.try_get("o_attempt_id")?,
                     event: present.map(|_| event_from_row(r)).transpose()?,
                 })
             })
@@ -685,12 +777,27 @@ impl WebhookStore for SqlStore {
     ) -> StoreResult<()> {
         let _guard = self.write_guard().await;
         let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM webhooks WHERE id = $1")
+        // Locks the webhook row first (a no-op update): an erasure locks
+        // every webhook row before touching outboxes, so the two take their
+        // locks in one order and never deadlock.
+        let exists = sqlx::query("UPDATE webhooks SET lease_until = lease_until WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        if exists.is_none() {
+        if exists.rows_affected() == 0 {
             // Deleted while the attempt was in flight: nothing to record.
+            return Ok(());
+        }
+        // Locks the outbox row (a no-op update, as SQLite has no FOR
+        // UPDATE): an erasure deletes it first, so either it waits for this
+        // record and then deletes it, or this finds the row gone.
+        let queued = sqlx::query("UPDATE webhook_outbox SET attempts = attempts WHERE pk = $1")
+            .bind(item.pk)
+            .execute(&mut *tx)
+            .await?;
+        if queued.rows_affected() == 0 {
+            // Its customer was erased while the attempt was in flight: no
+            // record may mention the event any more.
             return Ok(());
         }
         let (status, next) = match record.outcome {
@@ -700,10 +807,10 @@ impl WebhookStore for SqlStore {
         };
         sqlx::query(
             "INSERT INTO webhook_deliveries (id, webhook_id, event_seq, attempt, status, \
-             response_status, error, at, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             response_status, error, at, next_attempt_at, msg_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
-        .bind(new_id("whatt"))
+        .bind(item.attempt_id.clone().unwrap_or_else(|| new_id("whatt")))
         .bind(id)
         .bind(item.event_seq)
         .bind(record.attempt)
@@ -712,6 +819,7 @@ impl WebhookStore for SqlStore {
         .bind(record.error.as_deref())
         .bind(record.at)
         .bind(next)
+        .bind(&item.msg_id)
         .execute(&mut *tx)
         .await?;
         match record.outcome {
@@ -738,29 +846,42 @@ impl WebhookStore for SqlStore {
                 }
             }
             AttemptOutcome::Retry { next_attempt_at } => {
+                // Scheduled only while it is still its session's oldest row:
+                // a recover or retry may have queued an older one meanwhile.
                 sqlx::query(
-                    "UPDATE webhook_outbox SET attempts = $1, next_attempt_at = $2 WHERE pk = $3",
+                    "UPDATE webhook_outbox SET attempts = $1, attempt_id = NULL, \
+                     next_attempt_at = CASE WHEN event_seq = (SELECT MIN(o2.event_seq) \
+                     FROM webhook_outbox o2 WHERE o2.webhook_id = $2 AND o2.session_id = $3) \
+                     THEN $4 ELSE NULL END WHERE pk = $5",
                 )
                 .bind(record.attempt)
+                .bind(id)
+                .bind(&item.session_id)
                 .bind(next_attempt_at)
                 .bind(item.pk)
                 .execute(&mut *tx)
                 .await?;
             }
             AttemptOutcome::Gone => {
+                // The outbox and cursor stay: re-enabling resumes from here,
+                // this event first.
                 sqlx::query(
-                    "UPDATE webhooks SET disabled_at = $1, disabled_reason = $2, \
-                     lease_owner = NULL, lease_until = NULL WHERE id = $3",
+                    "UPDATE webhooks SET disabled_at = $1, disabled_reason = $2, updated_at = $3, \
+                     lease_owner = NULL, lease_until = NULL WHERE id = $4",
                 )
                 .bind(record.at)
-                .bind("the endpoint answered 410 Gone")
+                .bind(DISABLED_GONE)
+                .bind(record.at)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("DELETE FROM webhook_outbox WHERE webhook_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE webhook_outbox SET attempts = $1, attempt_id = NULL WHERE pk = $2",
+                )
+                .bind(record.attempt)
+                .bind(item.pk)
+                .execute(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await?;
@@ -775,6 +896,297 @@ impl WebhookStore for SqlStore {
             .await?;
         Ok(done.rows_affected())
     }
+
+    async fn update_webhook(&self, id: &str, patch: &WebhookPatch) -> StoreResult<Webhook> {
+        let now = to_micros(Utc::now());
+        let _guard = self.write_guard().await;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let (_, current) = webhook_from_row(&row)?;
+        let url = patch.url.clone().unwrap_or(current.url.clone());
+        let events = patch.events.clone().unwrap_or(current.events.clone());
+        let accounts = patch.accounts.clone().unwrap_or(current.accounts.clone());
+        let (disabled_at, reason) = match patch.enabled {
+            Some(true) => (None, None),
+            Some(false) => (
+                Some(current.disabled_at.map(to_micros).unwrap_or(now)),
+                Some(DISABLED_MANUAL.to_string()),
+            ),
+            None => (
+                current.disabled_at.map(to_micros),
+                current.disabled_reason.clone(),
+            ),
+        };
+        let changed = url != current.url
+            || events != current.events
+            || accounts != current.accounts
+            || disabled_at != current.disabled_at.map(to_micros)
+            || reason != current.disabled_reason;
+        if !changed {
+            return Ok(current);
+        }
+        // Pausing drops the lease so the worker stops at its next renewal;
+        // resuming keeps the outbox and cursor, so delivery picks up at the
+        // first event the endpoint has not received.
+        sqlx::query(
+            "UPDATE webhooks SET url = $1, events = $2, accounts = $3, disabled_at = $4, \
+             disabled_reason = $5, updated_at = $6, \
+             lease_owner = CASE WHEN $7 = 1 THEN NULL ELSE lease_owner END, \
+             lease_until = CASE WHEN $8 = 1 THEN NULL ELSE lease_until END WHERE id = $9",
+        )
+        .bind(&url)
+        .bind(to_json(&events)?)
+        .bind(to_json(&accounts)?)
+        .bind(disabled_at)
+        .bind(reason.as_deref())
+        .bind(now)
+        .bind(i64::from(disabled_at.is_some()))
+        .bind(i64::from(disabled_at.is_some()))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if disabled_at.is_none() && current.disabled_at.is_some() {
+            // Events retention removed cannot be delivered any more.
+            sqlx::query(
+                "DELETE FROM webhook_outbox WHERE webhook_id = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = webhook_outbox.event_seq)",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            reschedule(&mut tx, id, None, now).await?;
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(webhook_from_row(&row)?.1)
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        id: &str,
+        secret: &WebhookSecret,
+        overlap_until: i64,
+    ) -> StoreResult<Webhook> {
+        let now = to_micros(Utc::now());
+        let _guard = self.write_guard().await;
+        let mut tx = self.pool.begin().await?;
+        // The current secret becomes the previous one (dropping any older
+        // one still overlapping), or none at all without an overlap.
+        let keep_old = overlap_until > now;
+        let done = sqlx::query(
+            "UPDATE webhooks SET \
+             previous_secret = CASE WHEN $1 = 1 THEN secret ELSE NULL END, \
+             previous_secret_until = $2, secret = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(i64::from(keep_old))
+        .bind(keep_old.then_some(overlap_until))
+        .bind(secret.expose())
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(webhook_from_row(&row)?.1)
+    }
+
+    async fn recover_webhook(&self, id: &str, since: i64) -> StoreResult<u64> {
+        let now = to_micros(Utc::now());
+        let _guard = self.write_guard().await;
+        let mut tx = self.pool.begin().await?;
+        if sqlx::query("SELECT 1 FROM webhooks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound);
+        }
+        // The last attempt of each event since `since`, where it failed.
+        let rows = sqlx::query(
+            "SELECT d.event_seq, d.attempt, d.msg_id, e.session_id FROM webhook_deliveries d \
+             JOIN events e ON e.seq = d.event_seq \
+             WHERE d.webhook_id = $1 AND e.at >= $2 AND d.status = 'failed' \
+             AND d.pk = (SELECT MAX(d2.pk) FROM webhook_deliveries d2 \
+             WHERE d2.webhook_id = $3 AND d2.event_seq = d.event_seq) \
+             ORDER BY d.event_seq",
+        )
+        .bind(id)
+        .bind(since)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut sessions: Vec<String> = Vec::new();
+        for r in &rows {
+            let seq: i64 = r.try_get("event_seq")?;
+            let attempt: i64 = r.try_get("attempt")?;
+            let msg_id: Option<String> = r.try_get("msg_id")?;
+            let session: String = r.try_get("session_id")?;
+            requeue(&mut tx, id, seq, &session, attempt, msg_id, None, now).await?;
+            if !sessions.contains(&session) {
+                sessions.push(session);
+            }
+        }
+        for session in &sessions {
+            reschedule(&mut tx, id, Some(session), now).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
+    async fn retry_webhook_delivery(
+        &self,
+        id: &str,
+        delivery_id: &str,
+    ) -> StoreResult<WebhookDelivery> {
+        let now = to_micros(Utc::now());
+        let _guard = self.write_guard().await;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT d.event_seq, d.msg_id, e.session_id, \
+             (SELECT MAX(d2.attempt) FROM webhook_deliveries d2 \
+             WHERE d2.webhook_id = $1 AND d2.event_seq = d.event_seq) AS last_attempt \
+             FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq \
+             WHERE d.webhook_id = $2 AND d.id = $3",
+        )
+        .bind(id)
+        .bind(id)
+        .bind(delivery_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let seq: i64 = row.try_get("event_seq")?;
+        let msg_id: Option<String> = row.try_get("msg_id")?;
+        let session: String = row.try_get("session_id")?;
+        let last: i64 = row.try_get::<Option<i64>, _>("last_attempt")?.unwrap_or(0);
+        let attempt_id = new_id("whatt");
+        let (attempt_id, attempts) = requeue(
+            &mut tx,
+            id,
+            seq,
+            &session,
+            last,
+            msg_id,
+            Some(&attempt_id),
+            now,
+        )
+        .await?;
+        reschedule(&mut tx, id, Some(&session), now).await?;
+        tx.commit().await?;
+        Ok(WebhookDelivery {
+            id: attempt_id,
+            event_seq: seq,
+            attempt: attempts + 1,
+            status: "pending".into(),
+            response_status: None,
+            error: None,
+            at: from_micros(now)?,
+            next_attempt_at: None,
+        })
+    }
+}
+
+/// Puts event `seq` back into the webhook's outbox (unscheduled:
+/// [`reschedule`] decides when it goes) unless it is still there, under its
+/// original `webhook-id` when known. `attempt_id` is promised to the next
+/// attempt (kept when one was promised already). Returns the attempt id the
+/// next attempt will carry, if promised, and the attempts made so far.
+#[allow(clippy::too_many_arguments)]
+async fn requeue(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    seq: i64,
+    session: &str,
+    attempts: i64,
+    msg_id: Option<String>,
+    attempt_id: Option<&str>,
+    now: i64,
+) -> StoreResult<(String, i64)> {
+    let existing = sqlx::query(
+        "SELECT pk, attempts, attempt_id FROM webhook_outbox \
+         WHERE webhook_id = $1 AND event_seq = $2",
+    )
+    .bind(id)
+    .bind(seq)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(r) = existing {
+        let pk: i64 = r.try_get("pk")?;
+        let made: i64 = r.try_get("attempts")?;
+        let promised: Option<String> = r.try_get("attempt_id")?;
+        let promised = match (promised, attempt_id) {
+            (Some(p), _) => p,
+            (None, Some(a)) => {
+                sqlx::query("UPDATE webhook_outbox SET attempt_id = $1 WHERE pk = $2")
+                    .bind(a)
+                    .bind(pk)
+                    .execute(&mut **tx)
+                    .await?;
+                a.to_string()
+            }
+            (None, None) => String::new(),
+        };
+        return Ok((promised, made));
+    }
+    sqlx::query(
+        "INSERT INTO webhook_outbox (webhook_id, msg_id, event_seq, session_id, attempts, \
+         attempt_id, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)",
+    )
+    .bind(id)
+    .bind(msg_id.unwrap_or_else(|| new_id("whmsg")))
+    .bind(seq)
+    .bind(session)
+    .bind(attempts)
+    .bind(attempt_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok((attempt_id.unwrap_or_default().to_string(), attempts))
+}
+
+/// Makes the oldest outbox row of each session (of `session`, or of every
+/// session) due at `now` and leaves the later ones unscheduled: the
+/// invariant that keeps a session's events in `seq` order.
+async fn reschedule(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    session: Option<&str>,
+    now: i64,
+) -> StoreResult<()> {
+    let mut sql = SqlBuilder::new(
+        "UPDATE webhook_outbox SET next_attempt_at = CASE WHEN event_seq = \
+         (SELECT MIN(o2.event_seq) FROM webhook_outbox o2 \
+         WHERE o2.webhook_id = webhook_outbox.webhook_id \
+         AND o2.session_id = webhook_outbox.session_id) THEN $1 ELSE NULL END \
+         WHERE webhook_id = $2",
+    );
+    sql.binds.push(Bind::Int(now));
+    sql.binds.push(Bind::Text(id.to_string()));
+    if let Some(s) = session {
+        let p = sql.bind(Bind::Text(s.to_string()));
+        sql.text.push_str(&format!(" AND session_id = {p}"));
+    }
+    sql.query().execute(&mut **tx).await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -790,6 +1202,7 @@ mod tests {
             created_at: Utc::now(),
             disabled_at: None,
             disabled_reason: None,
+            updated_at: Utc::now(),
         }
     }
 

@@ -41,35 +41,69 @@ pub async fn run(ctx: Arc<WebhookContext>, webhook: WebhookTarget, stop: Cancell
     .await
 }
 
-/// The loop; returns whether the lease may still be held (so is released).
-async fn work(ctx: &WebhookContext, webhook: &WebhookTarget, stop: &CancellationToken) -> bool {
-    let url = match target::parse_url(&webhook.url) {
-        Ok(u) => u,
+/// The parsed URL of a target, or why it cannot be delivered to.
+fn usable_url(webhook: &WebhookTarget) -> Option<Url> {
+    match target::parse_url(&webhook.url) {
+        Ok(u) => Some(u),
         Err(e) => {
             tracing::error!(error = %e, "stored webhook URL is unusable; not delivering");
-            return true;
+            None
         }
-    };
-    let key = match webhook.secret.key() {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::error!(error = %e, "stored webhook secret is unusable; not delivering");
-            return true;
+    }
+}
+
+/// The signing keys for a delivery made now, newest first.
+fn signing_keys(webhook: &WebhookTarget) -> Option<Vec<Vec<u8>>> {
+    let now = Utc::now().timestamp_micros();
+    let mut keys = Vec::new();
+    for secret in webhook.signing_secrets(now) {
+        match secret.key() {
+            Ok(k) => keys.push(k),
+            Err(e) => {
+                tracing::error!(error = %e, "stored webhook secret is unusable; not delivering");
+                return None;
+            }
         }
+    }
+    Some(keys)
+}
+
+/// The loop; returns whether the lease may still be held (so is released).
+async fn work(ctx: &WebhookContext, webhook: &WebhookTarget, stop: &CancellationToken) -> bool {
+    let mut webhook = webhook.clone();
+    let Some(mut url) = usable_url(&webhook) else {
+        return true;
     };
     let mut wake = ctx.store.subscribe();
+    // Changes made through the API (URL, secret, pause) are picked up at
+    // once in this process, and at the next lease renewal elsewhere.
+    let mut changes = super::change_signal().subscribe();
     let mut renewed = Instant::now();
+    // Set when a change was announced (`changed()` marks it seen itself).
+    let mut refresh = false;
     loop {
         if stop.is_cancelled() {
             return true;
         }
-        if renewed.elapsed() >= LEASE_RENEW {
+        refresh |= changes.has_changed().unwrap_or(false);
+        if refresh || renewed.elapsed() >= LEASE_RENEW {
+            refresh = false;
+            changes.borrow_and_update();
             match ctx
                 .store
                 .acquire_webhook_lease(&webhook.id, &ctx.owner, LEASE_TTL)
                 .await
             {
-                Ok(Some(_)) => renewed = Instant::now(),
+                Ok(Some(fresh)) => {
+                    renewed = Instant::now();
+                    if fresh.url != webhook.url {
+                        match usable_url(&fresh) {
+                            Some(u) => url = u,
+                            None => return true,
+                        }
+                    }
+                    webhook = fresh;
+                }
                 Ok(None) => {
                     tracing::info!("webhook lease lost, or the webhook was deleted or disabled");
                     return false;
@@ -113,10 +147,18 @@ async fn work(ctx: &WebhookContext, webhook: &WebhookTarget, stop: &Cancellation
             }
         };
         if !due.is_empty() {
+            if changes.has_changed().unwrap_or(false) {
+                // Changed since this target was read (a new secret or URL
+                // must sign or carry this delivery): read it again first.
+                continue;
+            }
+            let Some(keys) = signing_keys(&webhook) else {
+                return true;
+            };
             // Each item is the oldest of its session, so sending them
             // together keeps every session in order.
             let records = futures_util::future::join_all(
-                due.iter().map(|item| deliver(ctx, &url, &key, item)),
+                due.iter().map(|item| deliver(ctx, &url, &keys, item)),
             )
             .await;
             let mut disabled = false;
@@ -156,6 +198,7 @@ async fn work(ctx: &WebhookContext, webhook: &WebhookTarget, stop: &Cancellation
                     return true;
                 }
             }
+            _ = changes.changed() => refresh = true,
             _ = tokio::time::sleep_until(until) => {}
         }
     }
@@ -175,7 +218,12 @@ async fn fill_outbox(ctx: &WebhookContext, id: &str) -> Result<(), StoreError> {
 }
 
 /// Makes one attempt for `item` and decides what follows.
-async fn deliver(ctx: &WebhookContext, url: &Url, key: &[u8], item: &OutboxItem) -> AttemptRecord {
+async fn deliver(
+    ctx: &WebhookContext,
+    url: &Url,
+    keys: &[Vec<u8>],
+    item: &OutboxItem,
+) -> AttemptRecord {
     let attempt = item.attempts + 1;
     let body = match &item.event {
         Some(event) => serde_json::to_vec(event).map_err(|e| e.to_string()),
@@ -187,7 +235,7 @@ async fn deliver(ctx: &WebhookContext, url: &Url, key: &[u8], item: &OutboxItem)
             let r = send::attempt(
                 &ctx.client,
                 url,
-                key,
+                keys,
                 &item.msg_id,
                 &body,
                 ctx.allow_private,

@@ -81,13 +81,14 @@ pub struct WebhookContext {
     pub client: reqwest::Client,
 }
 
-fn change_signal() -> &'static watch::Sender<u64> {
+pub(crate) fn change_signal() -> &'static watch::Sender<u64> {
     static CHANGES: OnceLock<watch::Sender<u64>> = OnceLock::new();
     CHANGES.get_or_init(|| watch::channel(0).0)
 }
 
-/// Tells this process's managers that a webhook was created, so delivery
-/// starts at once rather than at the next scan.
+/// Tells this process's managers and workers that a webhook was created or
+/// changed, so delivery starts, pauses or picks up a new URL or secret at
+/// once rather than at the next scan or lease renewal.
 pub fn announce_change() {
     change_signal().send_modify(|v| *v = v.wrapping_add(1));
 }

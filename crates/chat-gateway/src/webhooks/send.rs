@@ -86,11 +86,13 @@ pub fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// Sends `body` to `url`, signed with `key` under `msg_id`.
+/// Sends `body` to `url` under `msg_id`, signed with each of `keys`
+/// (newest first, space-separated, as Standard Webhooks lists several
+/// signatures during a secret rotation).
 pub async fn attempt(
     client: &reqwest::Client,
     url: &Url,
-    key: &[u8],
+    keys: &[Vec<u8>],
     msg_id: &str,
     body: &[u8],
     allow_private: bool,
@@ -103,7 +105,11 @@ pub async fn attempt(
         return AttemptResult::failed(kind, e.to_string());
     }
     let timestamp = chrono::Utc::now().timestamp();
-    let signature = sign(key, msg_id, timestamp, body);
+    let signature = keys
+        .iter()
+        .map(|key| sign(key, msg_id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ");
     let sent = client
         .post(url.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -177,4 +183,37 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every refused form is refused again at delivery, before any
+    /// connection is made (an address allowed at registration by
+    /// `allow_private_targets` and refused once the setting is off).
+    #[tokio::test]
+    async fn refused_targets_fail_at_delivery_without_a_request() {
+        let client = client(false).unwrap();
+        for url in [
+            "http://169.254.169.254/latest",
+            "http://168.63.129.16/",
+            "http://0.0.0.0:8080/",
+            "http://[::]:8080/",
+            "http://[::169.254.169.254]/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:a9fe:a9fe::]/",
+            "http://[fd00:ec2::254]/",
+        ] {
+            let url = Url::parse(url).unwrap();
+            let r = attempt(&client, &url, &[vec![1; 32]], "msg_1", b"{}", false).await;
+            assert_eq!(r.status, None, "{url}");
+            assert_eq!(
+                r.failure.as_ref().map(|f| f.0),
+                Some(FailureKind::RefusedTarget),
+                "{url}"
+            );
+        }
+    }
 }

@@ -2,11 +2,17 @@
 //!
 //! A webhook makes the gateway send HTTP requests where an admin says, so
 //! the addresses that would expose the machine's own secrets are refused:
-//! link-local ranges (`169.254.0.0/16`, `fe80::/10`) and the cloud metadata
+//! link-local ranges (`169.254.0.0/16`, `fe80::/10`), the cloud metadata
 //! services (`169.254.169.254` inside the former, AWS's `fd00:ec2::254`,
-//! Alibaba Cloud's `100.100.100.200`), unless
-//! `[webhooks] allow_private_targets` is set. Loopback and private (RFC 1918)
-//! ranges are allowed: receivers often live beside the gateway.
+//! Alibaba Cloud's `100.100.100.200`, Azure's host endpoint
+//! `168.63.129.16`) and the unspecified addresses (`0.0.0.0`, `::`, which
+//! reach the host itself), unless `[webhooks] allow_private_targets` is set.
+//! Each refused IPv4 address is refused too when written inside IPv6 —
+//! IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64
+//! (`64:ff9b::/96`) and 6to4 (`2002::/16`) — since a dual-stack host or a
+//! translating gateway still routes those to the IPv4 address. Loopback and
+//! private (RFC 1918) ranges are allowed: receivers often live beside the
+//! gateway.
 //!
 //! Host names are checked when the webhook is registered and again at every
 //! delivery, through [`GuardedResolver`], the resolver the delivery client
@@ -55,22 +61,54 @@ pub enum TargetError {
     },
 }
 
-/// Whether `ip` is link-local or a cloud metadata address.
+/// Whether `ip` is link-local, unspecified or a cloud metadata address,
+/// directly or as an IPv4 address embedded in IPv6.
 pub fn is_forbidden(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => forbidden_v4(v4),
-            None => {
-                (v6.segments()[0] & 0xffc0) == 0xfe80
-                    || v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)
+        IpAddr::V6(v6) => {
+            if let Some(v4) = embedded_v4(v6) {
+                return forbidden_v4(v4);
             }
-        },
+            v6.is_unspecified()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)
+        }
     }
 }
 
+/// The IPv4 address an IPv6 address carries, in any form that still routes
+/// to it: IPv4-mapped, IPv4-compatible (`::a.b.c.d`, but not `::` or
+/// `::1`, which are IPv6's own), NAT64 well-known prefix `64:ff9b::/96`,
+/// and 6to4 `2002:AABB:CCDD::/48`.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    if s[..6] == [0; 6] && !v6.is_unspecified() && !v6.is_loopback() {
+        return Some(low);
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(low);
+    }
+    if s[0] == 0x2002 {
+        return Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ));
+    }
+    None
+}
+
 fn forbidden_v4(ip: Ipv4Addr) -> bool {
-    ip.is_link_local() || ip == Ipv4Addr::new(100, 100, 100, 200)
+    ip.is_link_local()
+        || ip.is_unspecified()
+        || ip == Ipv4Addr::new(100, 100, 100, 200)
+        || ip == Ipv4Addr::new(168, 63, 129, 16)
 }
 
 /// Parses and checks the form of a webhook URL (no network).
@@ -189,6 +227,19 @@ mod tests {
             "febf::1",
             "fd00:ec2::254",
             "::ffff:169.254.169.254",
+            "168.63.129.16",
+            "0.0.0.0",
+            "::",
+            "::169.254.169.254",
+            "::a9fe:a9fe",
+            "64:ff9b::169.254.169.254",
+            "64:ff9b::a83f:8110",
+            "2002:a9fe:a9fe::",
+            "2002:a9fe:a9fe:1::5",
+            "2002:a83f:8110::1",
+            "::ffff:168.63.129.16",
+            "::ffff:0.0.0.0",
+            "64:ff9b::100.100.100.200",
         ] {
             assert!(is_forbidden(bad.parse().unwrap()), "{bad}");
         }
@@ -201,6 +252,12 @@ mod tests {
             "fd00:ec2::253",
             "fec0::1",
             "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::10.0.0.1",
+            "2002:0a00:0001::",
+            "64:ff9b:1::169.254.169.254",
+            "168.63.129.17",
         ] {
             assert!(!is_forbidden(ok.parse().unwrap()), "{ok}");
         }

@@ -381,6 +381,12 @@ fn openapi_documents_every_served_route() {
         "/v1/webhooks",
         "/v1/webhooks/{id}",
         "/v1/webhooks/{id}/deliveries",
+        "/v1/webhooks/{id}/rotate-secret",
+        "/v1/webhooks/{id}/recover",
+        "/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+        "/v1/customers",
+        "/v1/customers/{account}/{external_id}",
+        "/v1/stats",
     ] {
         assert!(paths.contains_key(p), "{p} missing from openapi.json");
     }

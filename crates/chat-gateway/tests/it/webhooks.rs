@@ -30,7 +30,7 @@ use crate::support::{api_key, wait_until, Db, TestDb, TestGateway};
 
 /// How the receiver answers one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Answer {
+pub(crate) enum Answer {
     Ok,
     Status(u16),
     StatusRetryAfter(u16, u64),
@@ -40,42 +40,46 @@ enum Answer {
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Hit {
-    msg_id: String,
-    seq: i64,
-    session_id: String,
-    account: String,
-    event_type: String,
-    at: Instant,
-    answered: Answer,
+pub(crate) struct Hit {
+    pub(crate) msg_id: String,
+    pub(crate) seq: i64,
+    pub(crate) session_id: String,
+    pub(crate) account: String,
+    pub(crate) event_type: String,
+    pub(crate) at: Instant,
+    pub(crate) answered: Answer,
+    /// The delivery as sent: `webhook-timestamp`, `webhook-signature`, body.
+    pub(crate) timestamp: String,
+    pub(crate) signature: String,
+    pub(crate) body: Bytes,
 }
 
 #[derive(Debug)]
-struct Behaviour {
+pub(crate) struct Behaviour {
     /// Answers used first, one per request.
-    script: VecDeque<Answer>,
+    pub(crate) script: VecDeque<Answer>,
     /// Then this.
-    default: Answer,
+    pub(crate) default: Answer,
     /// Requests for this account answer 500 until the instant passes.
-    fail_account_until: Option<(String, Instant)>,
+    pub(crate) fail_account_until: Option<(String, Instant)>,
 }
 
 #[derive(Debug)]
-struct ReceiverState {
-    key: Mutex<Option<Vec<u8>>>,
-    behaviour: Mutex<Behaviour>,
-    hits: Mutex<Vec<Hit>>,
-    bad_signatures: AtomicUsize,
+pub(crate) struct ReceiverState {
+    pub(crate) key: Mutex<Option<Vec<u8>>>,
+    pub(crate) behaviour: Mutex<Behaviour>,
+    pub(crate) hits: Mutex<Vec<Hit>>,
+    pub(crate) bad_signatures: AtomicUsize,
 }
 
 /// A webhook endpoint on 127.0.0.1 that checks signatures.
-struct Receiver {
-    addr: SocketAddr,
-    state: Arc<ReceiverState>,
-    task: Option<tokio::task::JoinHandle<()>>,
+pub(crate) struct Receiver {
+    pub(crate) addr: SocketAddr,
+    pub(crate) state: Arc<ReceiverState>,
+    pub(crate) task: Option<tokio::task::JoinHandle<()>>,
 }
 
-fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
+pub(crate) fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
     let h = |name: &str| {
         headers
             .get(name)
@@ -101,6 +105,14 @@ fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<String, String
     }
 }
 
+fn header_text(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 async fn receive(
     axum::extract::State(state): axum::extract::State<Arc<ReceiverState>>,
     headers: HeaderMap,
@@ -113,7 +125,14 @@ async fn receive(
     let msg_id = match verify(&key, &headers, &body) {
         Ok(id) => id,
         Err(why) => {
-            eprintln!("receiver: {why}");
+            eprintln!(
+                "receiver: {why} (id {:?}, body {})",
+                headers.get("webhook-id"),
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
+            );
             state.bad_signatures.fetch_add(1, Ordering::SeqCst);
             return StatusCode::UNAUTHORIZED.into_response();
         }
@@ -134,11 +153,14 @@ async fn receive(
     state.hits.lock().unwrap().push(Hit {
         msg_id,
         seq: event["seq"].as_str().unwrap().parse().unwrap(),
-        session_id: event["session_id"].as_str().unwrap().to_string(),
+        session_id: event["session_id"].as_str().unwrap_or_default().to_string(),
         account,
         event_type: event["type"].as_str().unwrap().to_string(),
         at: Instant::now(),
         answered: answer,
+        timestamp: header_text(&headers, "webhook-timestamp"),
+        signature: header_text(&headers, "webhook-signature"),
+        body: body.clone(),
     });
     match answer {
         Answer::Ok => StatusCode::NO_CONTENT.into_response(),
@@ -156,7 +178,7 @@ async fn receive(
 }
 
 impl Receiver {
-    fn new_state(default: Answer) -> Arc<ReceiverState> {
+    pub(crate) fn new_state(default: Answer) -> Arc<ReceiverState> {
         Arc::new(ReceiverState {
             key: Mutex::new(None),
             behaviour: Mutex::new(Behaviour {
@@ -169,7 +191,7 @@ impl Receiver {
         })
     }
 
-    async fn start(default: Answer) -> Receiver {
+    pub(crate) async fn start(default: Answer) -> Receiver {
         Self::serve(
             tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
             Self::new_state(default),
@@ -177,13 +199,13 @@ impl Receiver {
     }
 
     /// A free address with nothing listening on it (yet).
-    fn dead_addr() -> SocketAddr {
+    pub(crate) fn dead_addr() -> SocketAddr {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     }
 
     /// Starts serving `state` on `addr` (an endpoint coming back).
-    async fn start_on(addr: SocketAddr, state: Arc<ReceiverState>) -> Receiver {
+    pub(crate) async fn start_on(addr: SocketAddr, state: Arc<ReceiverState>) -> Receiver {
         Self::serve(tokio::net::TcpListener::bind(addr).await.unwrap(), state)
     }
 
@@ -202,11 +224,11 @@ impl Receiver {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
-    fn set_secret(state: &ReceiverState, secret: &str) {
+    pub(crate) fn set_secret(state: &ReceiverState, secret: &str) {
         let key = STANDARD
             .decode(secret.strip_prefix("whsec_").unwrap())
             .unwrap();
@@ -214,19 +236,19 @@ impl Receiver {
         *state.key.lock().unwrap() = Some(key);
     }
 
-    fn hits(&self) -> Vec<Hit> {
+    pub(crate) fn hits(&self) -> Vec<Hit> {
         self.state.hits.lock().unwrap().clone()
     }
 
     /// Requests answered 2xx.
-    fn delivered(&self) -> Vec<Hit> {
+    pub(crate) fn delivered(&self) -> Vec<Hit> {
         self.hits()
             .into_iter()
             .filter(|h| h.answered == Answer::Ok)
             .collect()
     }
 
-    fn bad_signatures(&self) -> usize {
+    pub(crate) fn bad_signatures(&self) -> usize {
         self.state.bad_signatures.load(Ordering::SeqCst)
     }
 }
@@ -241,21 +263,21 @@ impl Drop for Receiver {
 
 // ----------------------------------------------------------------- helpers
 
-fn admin() -> (String, String) {
+pub(crate) fn admin() -> (String, String) {
     api_key("admin", &["read", "write", "admin"], &["*"])
 }
 
-fn config(extra: &str) -> (String, String) {
+pub(crate) fn config(extra: &str) -> (String, String) {
     let (key, toml) = admin();
     (format!("{toml}{extra}"), key)
 }
 
-fn schedule(secs: &[u64]) -> String {
+pub(crate) fn schedule(secs: &[u64]) -> String {
     let list: Vec<String> = secs.iter().map(|s| s.to_string()).collect();
     format!("[webhooks]\nretry_schedule_secs = [{}]\n", list.join(", "))
 }
 
-async fn call(
+pub(crate) async fn call(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: String,
@@ -277,7 +299,7 @@ async fn call(
 }
 
 /// Registers a webhook; returns its id and secret.
-async fn register(base: &str, key: &str, body: Value) -> (String, String) {
+pub(crate) async fn register(base: &str, key: &str, body: Value) -> (String, String) {
     let (status, resp, _) = call(
         &reqwest::Client::new(),
         reqwest::Method::POST,
@@ -293,7 +315,7 @@ async fn register(base: &str, key: &str, body: Value) -> (String, String) {
     )
 }
 
-async fn get_json(base: &str, path: &str, key: &str) -> Value {
+pub(crate) async fn get_json(base: &str, path: &str, key: &str) -> Value {
     let (status, body, _) = call(
         &reqwest::Client::new(),
         reqwest::Method::GET,
@@ -323,7 +345,7 @@ fn sample(text: &str, series: &str) -> f64 {
 }
 
 /// One session event, or a session with a message.
-async fn ingest(store: &dyn Store, acc: &str, session_ext: &str, msg_ext: Option<&str>) {
+pub(crate) async fn ingest(store: &dyn Store, acc: &str, session_ext: &str, msg_ext: Option<&str>) {
     let messages = msg_ext
         .map(|m| vec![msg(session_ext, m, Role::Customer, "你好 👋", t(1))])
         .unwrap_or_default();
@@ -338,7 +360,7 @@ async fn ingest(store: &dyn Store, acc: &str, session_ext: &str, msg_ext: Option
 }
 
 /// Every event in the feed, as (seq, session_id).
-async fn all_events(store: &dyn Store) -> Vec<(i64, String)> {
+pub(crate) async fn all_events(store: &dyn Store) -> Vec<(i64, String)> {
     store
         .read_events(&chat_gateway::store::EventQuery {
             after: 0,
@@ -357,7 +379,7 @@ async fn all_events(store: &dyn Store) -> Vec<(i64, String)> {
 
 /// Checks `hits` hold every expected event exactly once (repeats only
 /// under the same webhook-id), in seq order within each session.
-fn assert_exactly_once_in_session_order(hits: &[Hit], expected: &[(i64, String)]) {
+pub(crate) fn assert_exactly_once_in_session_order(hits: &[Hit], expected: &[(i64, String)]) {
     let mut id_of_seq: HashMap<i64, String> = HashMap::new();
     let mut seq_of_id: HashMap<String, i64> = HashMap::new();
     for h in hits {
@@ -396,7 +418,7 @@ struct Replica {
 }
 
 impl Replica {
-    async fn start(db_url: &str, toml: &str) -> Replica {
+    pub(crate) async fn start(db_url: &str, toml: &str) -> Replica {
         let mut config = chat_gateway::config::Config::parse(toml).unwrap();
         config.database.url = db_url.to_string();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -738,10 +760,11 @@ async fn gone_disables_the_webhook(db: Db) {
     Receiver::set_secret(&receiver.state, &secret);
     ingest(gw.store.as_ref(), "acc", "S1", Some("m1")).await;
     wait_until(10, "the webhook is disabled", || async {
-        get_json(&gw.base, &format!("/v1/webhooks/{id}"), &key).await["data"]["disabled_at"]
-            .is_string()
+        get_json(&gw.base, &format!("/v1/webhooks/{id}"), &key).await["data"]["enabled"] == false
     })
     .await;
+    let hook = get_json(&gw.base, &format!("/v1/webhooks/{id}"), &key).await;
+    assert_eq!(hook["data"]["disabled_reason"], "gone", "{hook}");
     let body = get_json(&gw.base, &format!("/v1/webhooks/{id}/deliveries"), &key).await;
     let items = body["data"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{body}");
@@ -868,6 +891,32 @@ async fn client_errors_have_their_status_and_code(db: Db) {
             "metadata address",
         ),
         (json!({"url": "http://169.254.10.1:8080/"}), "link-local v4"),
+        (
+            json!({"url": "http://168.63.129.16/"}),
+            "Azure host endpoint",
+        ),
+        (json!({"url": "http://0.0.0.0:8080/"}), "unspecified v4"),
+        (json!({"url": "http://[::]:8080/"}), "unspecified v6"),
+        (
+            json!({"url": "http://[::169.254.169.254]/"}),
+            "IPv4-compatible metadata",
+        ),
+        (
+            json!({"url": "http://[::ffff:169.254.169.254]/"}),
+            "IPv4-mapped metadata",
+        ),
+        (
+            json!({"url": "http://[64:ff9b::a9fe:a9fe]/"}),
+            "NAT64 metadata",
+        ),
+        (
+            json!({"url": "http://[2002:a9fe:a9fe::1]/"}),
+            "6to4 metadata",
+        ),
+        (
+            json!({"url": "http://[2002:a83f:8110::]/"}),
+            "6to4 Azure host endpoint",
+        ),
         (json!({"url": "http://[fe80::1]/"}), "link-local v6"),
         (
             json!({"url": "http://[fd00:ec2::254]/"}),
