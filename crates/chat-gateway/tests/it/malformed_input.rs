@@ -112,4 +112,29 @@ async fn garbage_never_earns_a_5xx(db: Db) {
     gw.stop().await;
 }
 
-on_both_backends!(garbage_never_earns_a_5xx);
+/// `null` where the schema says array is refused, not read as "absent".
+async fn null_lists_are_refused_on_webhook_creation(db: Db) {
+    let gw = TestGateway::start(db, "").await;
+    for field in ["accounts", "events"] {
+        let body = format!(r#"{{"url": "http://127.0.0.1:9/hook", "{field}": null}}"#);
+        let (status, b) = gw.post_raw("/v1/webhooks", None, body).await;
+        assert_eq!(status, 400, "{field}: {b}");
+        assert_eq!(b["error"]["code"], "invalid_request");
+    }
+    // Absent still means the default.
+    let (status, b) = gw
+        .post_raw(
+            "/v1/webhooks",
+            None,
+            r#"{"url": "http://127.0.0.1:9/hook"}"#.to_string(),
+        )
+        .await;
+    assert_eq!(status, 201, "{b}");
+    assert_eq!(b["data"]["accounts"], serde_json::json!(["*"]));
+    gw.stop().await;
+}
+
+on_both_backends!(
+    garbage_never_earns_a_5xx,
+    null_lists_are_refused_on_webhook_creation
+);
