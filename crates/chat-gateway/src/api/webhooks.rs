@@ -103,16 +103,16 @@ fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, ApiEr
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     url: String,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "given")]
     events: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "given")]
     accounts: Option<Vec<String>>,
 }
 
 /// An optional field that, when given, must hold a value: absent means
 /// the default, but `null` is refused (400) like any other wrong type, as
 /// the OpenAPI schema says.
-fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+fn given<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,

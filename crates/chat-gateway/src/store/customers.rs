@@ -354,6 +354,7 @@ impl CustomerStore for SqlStore {
             session_id: String::new(),
             message_id: None,
             data: data.to_string(),
+            changes: None,
         };
         erased.seq = super::ingest::insert_events(&mut tx, self.backend, account, now, &[event])
             .await?
