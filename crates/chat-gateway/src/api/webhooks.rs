@@ -77,6 +77,7 @@ pub struct UpdateWebhook {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
+    #[serde(default, deserialize_with = "given")]
     overlap_secs: Option<u64>,
 }
 

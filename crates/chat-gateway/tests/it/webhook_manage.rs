@@ -466,6 +466,7 @@ async fn management_client_errors(db: Db) {
         json!({"overlap_secs": 604801}),
         json!({"overlap_secs": -1}),
         json!({"overlap_secs": "1"}),
+        json!({"overlap_secs": null}),
         json!({"overlap": 5}),
     ] {
         let (status, resp) = send(
