@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use super::budget::Deadline;
 use super::error::ApiError;
-use super::extract::{has_nul, nul_refused, payload_too_large};
 use super::BODY_LIMIT;
 
 /// A JSON body into `T` (which should `deny_unknown_fields`) plus its
@@ -29,16 +28,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let json_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| {
-                let v = v.trim().to_ascii_lowercase();
-                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
-            })
-            .unwrap_or(false);
+        let json_type = declares_json(req.headers());
         let bytes = read_body(req, state).await?;
         let empty = bytes.iter().all(u8::is_ascii_whitespace);
         if !empty && !json_type {
@@ -47,16 +37,62 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             ));
         }
         let raw: &[u8] = if empty { b"{}" } else { &bytes };
-        let json: Value = serde_json::from_slice(raw)
-            .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))?;
-        if has_nul(&json) {
-            return Err(nul_refused("body"));
-        }
+        let json = json_value(raw)?;
         let canonical = canonical_json(&json);
         let value = serde_json::from_value(json)
             .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))?;
         Ok(JsonBody { value, canonical })
     }
+}
+
+/// Whether the request says its body is JSON (`application/json` or an
+/// `application/*+json` type), whatever its parameters.
+pub fn declares_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Parses a JSON body: malformed JSON and NUL characters are 400
+/// `invalid_request`, like everywhere else in the API.
+pub fn json_value(bytes: &[u8]) -> Result<Value, ApiError> {
+    let json: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))?;
+    if has_nul(&json) {
+        return Err(nul_refused("body"));
+    }
+    Ok(json)
+}
+
+/// NUL characters cannot be stored (PostgreSQL text refuses them) and are
+/// never meaningful in this API.
+pub(crate) fn nul_refused(place: &str) -> ApiError {
+    ApiError::invalid_request(format!("The {place} contains a NUL character."))
+}
+
+/// Whether any string or key in the value holds a NUL character.
+pub(crate) fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// 413 for bodies over the 1 MiB limit.
+pub fn payload_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "The request body is larger than 1 MiB.",
+    )
 }
 
 /// Whether the request declares a `Content-Length` over [`BODY_LIMIT`]:

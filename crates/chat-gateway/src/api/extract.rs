@@ -3,10 +3,10 @@
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
+use super::body::{declares_json, json_value, nul_refused, read_body};
 use super::error::ApiError;
 use crate::store::Order;
 
@@ -59,21 +59,6 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// NUL characters cannot be stored (PostgreSQL text refuses them) and are
-/// never meaningful in this API.
-pub(crate) fn nul_refused(place: &str) -> ApiError {
-    ApiError::invalid_request(format!("The {place} contains a NUL character."))
-}
-
-pub(crate) fn has_nul(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::String(s) => s.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(has_nul),
-        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
-
 /// A JSON body into `T`; malformed JSON, unknown fields and wrong types are
 /// 400 `invalid_request`, an oversized body 413 `payload_too_large`.
 #[derive(Debug, Clone)]
@@ -83,40 +68,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let json_type = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| {
-                let v = v.trim().to_ascii_lowercase();
-                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
-            })
-            .unwrap_or(false);
+        let json_type = declares_json(req.headers());
         if !json_type {
             return Err(ApiError::invalid_request(
                 "Send the body as JSON with `Content-Type: application/json`.",
             ));
         }
-        let bytes = super::body::read_body(req, state).await?;
-        let json: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))?;
-        if has_nul(&json) {
-            return Err(nul_refused("body"));
-        }
+        let json = json_value(&read_body(req, state).await?)?;
         serde_json::from_value(json)
             .map(ApiJson)
             .map_err(|e| ApiError::invalid_request(format!("Bad JSON body: {e}")))
     }
-}
-
-/// 413 for bodies over the 1 MiB limit.
-pub fn payload_too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        "The request body is larger than 1 MiB.",
-    )
 }
 
 /// Validates `limit` (1..=`max`, default `default`).
