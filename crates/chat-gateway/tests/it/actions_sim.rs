@@ -412,15 +412,6 @@ async fn close_restart_transfer_at_the_simulator(db: Db) {
     sim.shutdown().await;
 }
 
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn wait_ready(http: &reqwest::Client, base: &str) {
     for _ in 0..400 {
         if let Ok(r) = http.get(format!("{base}/readyz")).send().await {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::wait_until;
+use crate::support::{free_port, wait_until};
 
 /// A `chat-gateway demo` child process, killed on drop.
 struct Demo(Child);
@@ -40,14 +40,6 @@ impl Drop for Demo {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn first_session(http: &reqwest::Client, base: &str) -> String {

@@ -4,18 +4,14 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{wait_until, Db, TestDb};
+use crate::support::{free_port, wait_until, Db, TestDb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_and_access_log_lines_say_what_operators_need() {
     let tdb = TestDb::new(Db::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("stderr.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-gateway"))
         .args([
             "serve",

@@ -8,15 +8,13 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 use crate::on_both_backends;
-use crate::support::{sim_accounts, sim_options, start_sim, wait_until, Db, TestDb, TestGateway};
+use crate::support::{
+    free_port, sim_accounts, sim_options, start_sim, wait_until, Db, TestDb, TestGateway,
+};
 
 async fn sigterm_answers_held_polls_closes_streams_and_exits_0(db: Db) {
     let tdb = TestDb::new(db).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-gateway"))
         .args([
             "serve",

@@ -349,11 +349,7 @@ async fn interrupted_backfills_resume_exactly_once(db: Db) {
         .unwrap();
     let tdb = TestDb::new(db).await;
     let store = tdb.store().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = sim_accounts(sim.base_url(), &[CUSTOMER]);
     let listen = format!("127.0.0.1:{port}");
     let http = reqwest::Client::new();
